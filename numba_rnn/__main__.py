@@ -1,0 +1,89 @@
+"""The demo: ``python -m numba_rnn``.
+
+Builds an LSTM and a GRU, runs forward and backward of ``output.sum()`` on whatever device
+is there, checks outputs and every gradient against the NumPy float64 reference, and
+prints a short report: each error is max|result - reference| / max|reference| over a
+tensor. Exits with status 1 if one exceeds the relative tolerance of the test suite.
+"""
+import argparse
+import sys
+import time
+
+import numpy as np
+
+import numba_rnn as nr
+from numba_rnn import backend, reference
+from numba_rnn.testing import TOLERANCES, relative_error
+
+# (T, B, I, H, layers): small enough for the simulator, realistic on a GPU.
+SIZES = {"simulator": (5, 3, 4, 8, 2), "cuda": (100, 64, 512, 512, 2)}
+
+
+def run_layer(layer_cls, steps, batch, inputs, hidden, layers, dtype, rng):
+    layer = layer_cls(inputs, hidden, num_layers=layers, dtype=dtype)
+    x_host = rng.standard_normal((steps, batch, inputs)).astype(dtype)
+    x = nr.tensor(x_host, requires_grad=True)
+
+    output, _ = layer(x)  # warm-up: compiles the kernels for this dtype
+    output.sum().backward()
+    layer.zero_grad()
+    x.grad = None
+
+    backend.synchronize()
+    start = time.perf_counter()
+    output, states_n = layer(x)
+    output.sum().backward()
+    backend.synchronize()
+    elapsed = time.perf_counter() - start
+
+    params = [p.numpy() for p in layer.parameters()]
+    per_layer = [params[4 * k: 4 * k + 4] for k in range(layers)]
+    num_states = 2 if layer.mode == "lstm" else 1
+    zeros = tuple(np.zeros((layers, batch, hidden)) for _ in range(num_states))
+    ref_out, ref_states, caches = reference.stack_forward(layer.mode, x_host, zeros, per_layer)
+    ref_dx, _, ref_grads = reference.stack_backward(
+        layer.mode, np.ones_like(ref_out), tuple(np.zeros_like(s) for s in ref_states), caches)
+
+    states_n = states_n if isinstance(states_n, tuple) else (states_n,)
+    errors = {
+        "output": relative_error(output, ref_out),
+        "final states": max(relative_error(a, b) for a, b in zip(states_n, ref_states)),
+        "d input": relative_error(x.grad, ref_dx),
+        "d parameters": max(
+            relative_error(p.grad, g)
+            for p, g in zip(layer.parameters(), (g for grads in ref_grads for g in grads))
+        ),
+    }
+    return output.shape, elapsed, errors
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m numba_rnn", description=__doc__.split("\n")[1])
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    name = backend.backend_name()
+    steps, batch, inputs, hidden, layers = SIZES[name]
+    nr.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    rtol, _ = TOLERANCES[np.dtype(args.dtype)]
+    print(f"numba_rnn {nr.__version__} on {name}: {backend.device_description()}")
+    print(f"T={steps} B={batch} I={inputs} H={hidden} layers={layers} dtype={args.dtype}; "
+          f"loss = output.sum(); oracle: NumPy float64 reference")
+    ok = True
+    for layer_cls in (nr.LSTM, nr.GRU):
+        shape, elapsed, errors = run_layer(
+            layer_cls, steps, batch, inputs, hidden, layers, args.dtype, rng)
+        passed = all(e <= rtol for e in errors.values())
+        ok &= passed
+        report = ", ".join(f"{k} {v:.1e}" for k, v in errors.items())
+        print(f"{layer_cls.__name__:4s} output {shape}  forward+backward {elapsed * 1e3:8.1f} ms\n"
+              f"     max error / max |reference|: {report}  "
+              f"[{'ok' if passed else 'FAILED'}: bound {rtol:.0e}]")
+    print("all checks passed" if ok else "SOME CHECKS FAILED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

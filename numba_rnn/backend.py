@@ -1,0 +1,156 @@
+"""GPU or simulator, the array module, and moving data on and off the device.
+
+The choice is made once, at import, before ``numba.cuda`` is first imported (Numba reads
+``NUMBA_ENABLE_CUDASIM`` then):
+
+* ``NUMBA_ENABLE_CUDASIM=1`` in the environment: the simulator, as asked;
+* otherwise, if CuPy imports and sees a CUDA device: the GPU, with CuPy storage;
+* otherwise: Numba's CUDA simulator on NumPy storage, with one warning saying so.
+
+Everything else in the package asks this module for the array module (``xp``), for
+launch configurations and for kernel launches, and never imports CuPy itself.
+"""
+import os
+import sys
+import warnings
+
+import numpy as np
+
+_SIM_VAR = "NUMBA_ENABLE_CUDASIM"
+
+
+def _find_gpu():
+    """Return (cupy module, None) when a usable GPU is there, else (None, reason)."""
+    if os.environ.get(_SIM_VAR, "0") not in ("", "0"):
+        return None, f"{_SIM_VAR}={os.environ[_SIM_VAR]} is set"
+    try:
+        import cupy
+    except Exception as exc:  # ImportError, or a CUDA library that fails to load
+        return None, f"CuPy is not importable ({type(exc).__name__}: {exc})"
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:
+        return None, f"CuPy finds no CUDA driver or device ({type(exc).__name__}: {exc})"
+    if count < 1:
+        return None, "CuPy finds no CUDA device"
+    return cupy, None
+
+
+_cupy, _why_simulator = _find_gpu()
+if _cupy is None:
+    os.environ[_SIM_VAR] = "1"
+    if "numba.cuda" in sys.modules:
+        from numba.cuda.core import config as _numba_cuda_config
+
+        if not _numba_cuda_config.ENABLE_CUDASIM:
+            raise RuntimeError(
+                "numba_rnn found no usable GPU (" + _why_simulator + ") and must run in "
+                "Numba's CUDA simulator, but numba.cuda was imported before numba_rnn "
+                f"without it; set {_SIM_VAR}=1 or import numba_rnn first"
+            )
+    if _why_simulator != f"{_SIM_VAR}=1 is set":
+        warnings.warn(
+            f"numba_rnn: no usable GPU ({_why_simulator}); running the kernels in Numba's "
+            "CUDA simulator on NumPy arrays. Results are exact but slow.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+
+from numba import cuda  # noqa: E402  (after the simulator switch above)
+
+#: The array module of device storage: ``cupy`` on a GPU, ``numpy`` in the simulator.
+xp = _cupy if _cupy is not None else np
+
+_ON_GPU = _cupy is not None
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def backend_name():
+    """``"cuda"`` when kernels run on a GPU, ``"simulator"`` in Numba's CUDA simulator."""
+    return "cuda" if _ON_GPU else "simulator"
+
+
+def is_device_array(a):
+    """True for this backend's native storage type."""
+    return isinstance(a, xp.ndarray)
+
+
+def to_device(a, dtype=None):
+    """``a`` (an array, a list, or anything with ``__cuda_array_interface__`` or
+    ``__dlpack__``) as device storage; no copy when it already is, with that dtype."""
+    if (
+        _ON_GPU
+        and not isinstance(a, (xp.ndarray, np.ndarray))
+        and not hasattr(a, "__cuda_array_interface__")
+        and hasattr(a, "__dlpack__")
+    ):
+        try:
+            a = xp.from_dlpack(a)  # another library's device array, without a copy
+        except Exception:
+            a = np.asarray(a)  # a host array (a CPU torch tensor, say)
+    return xp.asarray(a, dtype=dtype)
+
+
+def to_host(a):
+    """A NumPy copy (a view in the simulator) of device storage ``a``."""
+    if _ON_GPU and isinstance(a, xp.ndarray):
+        return xp.asnumpy(a)
+    return np.asarray(a)
+
+
+def device_description():
+    """A short human-readable description of where the kernels run."""
+    if not _ON_GPU:
+        return "Numba CUDA simulator on the CPU (" + _why_simulator + ")"
+    props = _cupy.cuda.runtime.getDeviceProperties(_cupy.cuda.Device().id)
+    name = props["name"]
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
+def synchronize():
+    """Wait for all queued device work (a no-op in the simulator)."""
+    if _ON_GPU:
+        _cupy.cuda.get_current_stream().synchronize()
+
+
+# Threads per block. In the simulator every thread is a Python thread and a block's threads
+# run together, so blocks are kept small there.
+_THREADS = 256 if _ON_GPU else 32
+
+
+def grid_1d(n):
+    """(blocks, threads) covering ``n`` work items, one thread each."""
+    threads = _THREADS if n >= _THREADS else max(1, n)
+    return (n + threads - 1) // threads, threads
+
+
+if _ON_GPU:
+    _streams = {}
+
+    def _numba_stream():
+        # Launch on CuPy's current stream so that kernels and CuPy's GEMMs stay ordered
+        # without host synchronization.
+        ptr = _cupy.cuda.get_current_stream().ptr
+        stream = _streams.get(ptr)
+        if stream is None:
+            stream = _streams[ptr] = cuda.external_stream(ptr)
+        return stream
+
+    def _kernel_arg(a):
+        # sync=False: CuPy's arrays export their stream, and Numba would otherwise
+        # synchronize on it at every launch (BENCHMARKS.md, "What costs time").
+        if isinstance(a, _cupy.ndarray):
+            return cuda.as_cuda_array(a, sync=False)
+        return a
+
+    def launch(kernel, n, *args):
+        """Launch ``kernel`` over ``n`` work items on CuPy's current stream."""
+        blocks, threads = grid_1d(n)
+        kernel[blocks, threads, _numba_stream()](*[_kernel_arg(a) for a in args])
+
+else:
+
+    def launch(kernel, n, *args):
+        """Launch ``kernel`` over ``n`` work items (simulator: runs it to completion)."""
+        blocks, threads = grid_1d(n)
+        kernel[blocks, threads](*args)
