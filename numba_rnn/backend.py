@@ -36,6 +36,22 @@ def _find_gpu():
     return cupy, None
 
 
+def _caller_stacklevel():
+    """The stacklevel of the user's line that imported numba_rnn, so that the warning
+    points there: the package's own frames are counted, importlib's are not (the warnings
+    module skips those by itself)."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 1
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if not name.startswith("<frozen"):
+            if not os.path.abspath(name).startswith(package):
+                return level
+            level += 1
+        frame = frame.f_back
+    return 1
+
+
 _cupy, _why_simulator = _find_gpu()
 if _cupy is None:
     os.environ[_SIM_VAR] = "1"
@@ -53,7 +69,7 @@ if _cupy is None:
             f"numba_rnn: no usable GPU ({_why_simulator}); running the kernels in Numba's "
             "CUDA simulator on NumPy arrays. Results are exact but slow.",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=_caller_stacklevel(),
         )
 
 from numba import cuda  # noqa: E402  (after the simulator switch above)
