@@ -1,11 +1,12 @@
-"""numba_rnn: LSTM and GRU layers for NVIDIA GPUs, with numba.cuda kernels and
+"""numba_rnn: LSTM, GRU and Elman RNN layers for NVIDIA GPUs, with numba.cuda kernels and
 hand-derived backward passes, in PyTorch's image. See API.md for the contract."""
 from . import nn
 from .backend import backend_name
-from .nn import GRU, LSTM
+from .nn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .random import manual_seed
 from .tensor import Tensor, no_grad, tensor
 
 __version__ = "0.1.0"
 
-__all__ = ["Tensor", "tensor", "no_grad", "backend_name", "manual_seed", "nn", "LSTM", "GRU"]
+__all__ = ["Tensor", "tensor", "no_grad", "backend_name", "manual_seed", "nn", "LSTM", "GRU", "RNN",
+           "LSTMCell", "GRUCell", "RNNCell"]

@@ -37,7 +37,7 @@ def run_layer(layer_cls, steps, batch, inputs, hidden, layers, dtype, rng):
     elapsed = time.perf_counter() - start
 
     params = [p.numpy() for p in layer.parameters()]
-    per_layer = [params[4 * k: 4 * k + 4] for k in range(layers)]
+    per_layer = [[params[4 * k: 4 * k + 4]] for k in range(layers)]
     num_states = 2 if layer.mode == "lstm" else 1
     zeros = tuple(np.zeros((layers, batch, hidden)) for _ in range(num_states))
     ref_out, ref_states, caches = reference.stack_forward(layer.mode, x_host, zeros, per_layer)
@@ -51,7 +51,8 @@ def run_layer(layer_cls, steps, batch, inputs, hidden, layers, dtype, rng):
         "d input": relative_error(x.grad, ref_dx),
         "d parameters": max(
             relative_error(p.grad, g)
-            for p, g in zip(layer.parameters(), (g for grads in ref_grads for g in grads))
+            for p, g in zip(layer.parameters(),
+                            (g for dirs in ref_grads for grads in dirs for g in grads))
         ),
     }
     return output.shape, elapsed, errors

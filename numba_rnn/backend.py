@@ -10,6 +10,7 @@ The choice is made once, at import, before ``numba.cuda`` is first imported (Num
 Everything else in the package asks this module for the array module (``xp``), for
 launch configurations and for kernel launches, and never imports CuPy itself.
 """
+import contextlib
 import os
 import sys
 import warnings
@@ -142,6 +143,26 @@ def grid_1d(n):
 
 if _ON_GPU:
     _streams = {}
+    _side_streams = []
+
+    @contextlib.contextmanager
+    def concurrently(n):
+        """Yields ``n`` contexts: device work issued within the k-th runs on a stream of
+        its own, after all work queued so far, and work queued after the block waits for
+        all of them. Independent work (the two directions of a layer) then overlaps."""
+        if n == 1:
+            yield [contextlib.nullcontext()]
+            return
+        while len(_side_streams) < n:
+            _side_streams.append(_cupy.cuda.Stream(non_blocking=True))
+        main = _cupy.cuda.get_current_stream()
+        ready = main.record()
+        streams = _side_streams[:n]
+        for stream in streams:
+            stream.wait_event(ready)
+        yield streams
+        for stream in streams:
+            main.wait_event(stream.record())
 
     def _numba_stream():
         # Launch on CuPy's current stream so that kernels and CuPy's GEMMs stay ordered
@@ -165,6 +186,11 @@ if _ON_GPU:
         kernel[blocks, threads, _numba_stream()](*[_kernel_arg(a) for a in args])
 
 else:
+
+    @contextlib.contextmanager
+    def concurrently(n):
+        """Yields ``n`` contexts for independent work (the simulator runs it in order)."""
+        yield [contextlib.nullcontext() for _ in range(n)]
 
     def launch(kernel, n, *args):
         """Launch ``kernel`` over ``n`` work items (simulator: runs it to completion)."""

@@ -1,5 +1,5 @@
-"""The package's random number generator: parameter initialisation (and, later, dropout
-masks) draw from it, so that ``manual_seed`` makes a run reproducible."""
+"""The package's random number generator: parameter initialisation and dropout masks
+draw from it, so that ``manual_seed`` makes a run reproducible."""
 import numpy as np
 
 _generator = np.random.default_rng()
@@ -14,3 +14,8 @@ def manual_seed(seed):
 def uniform(low, high, shape, dtype):
     """A host array of U(low, high) samples."""
     return _generator.uniform(low, high, size=shape).astype(dtype)
+
+
+def rand(shape):
+    """A host float64 array of U[0, 1) samples (dropout masks)."""
+    return _generator.random(shape)

@@ -1,39 +1,99 @@
 """The time loop, written once for every cell: one direction of one layer, and a stack of
-layers, forward and backward (backpropagation through time).
+layers and directions with variable lengths and dropout, forward and backward
+(backpropagation through time).
 
 Everything here works on device arrays, time-major: ``x`` is (T, B, I), states are
-(B, H) per layer, or (L, B, H) for a stack. Inputs are assumed valid: ``numba_rnn.nn``
-checks them before calling in. What a cell contributes is described in
+(B, H) per layer and direction, or (L*D, B, H) for a stack. Inputs are assumed valid:
+``numba_rnn.nn`` checks them before calling in. What a cell contributes is described in
 ``numba_rnn.kernels.common``; nothing here knows which cell it runs.
 
-Per layer (DESIGN.md, "How data flows"):
+Per layer and direction (DESIGN.md, "How data flows"):
     gx = x·W_ihᵀ + b_ih                one GEMM over all T·B rows
     for t: gh = h_{t-1}·W_hhᵀ           the recurrent GEMM
            forward_step kernel          gates and new states from gx[t], gh, b_hh
+           [h_t = m_t·W_hrᵀ]            with a projection (LSTM proj_size)
 backward, for t = T-1 … 0:
            backward_step kernel         dgx[t], dgh[t], the pointwise state gradients
            dh_{t-1} += dgh[t]·W_hh
 then dW_ih, dW_hh, db, dx as GEMMs and sums over all T·B rows.
+
+Variable lengths follow cuDNN's packed layout: the batch is sorted once, longest first, so
+that the sequences still running at step t are the first ``batch_sizes[t]`` rows; each
+step then works on those rows only, and finished sequences cost nothing. The reverse
+direction runs the same loop on each sequence reversed within its own length.
 """
 from collections import namedtuple
 
+import numpy as np
+
+from . import backend
 from .backend import launch, xp
 
-LayerParams = namedtuple("LayerParams", ["w_ih", "w_hh", "b_ih", "b_hh"])
+# One layer and direction's parameters; w_hr is None without a projection.
+LayerParams = namedtuple("LayerParams", ["w_ih", "w_hh", "b_ih", "b_hh", "w_hr"],
+                         defaults=[None])
 
-# What one layer's forward keeps for its backward.
-LayerCache = namedtuple("LayerCache", ["x", "state_seqs", "saved"])
+# What one layer and direction's forward keeps for its backward.
+LayerCache = namedtuple("LayerCache", ["x", "state_seqs", "m_seq", "saved"])
 
 
-def layer_forward(cell, x, states0, params):
-    """Run one layer over the sequence.
+class Batching:
+    """How a batch runs through time: the sort by length and the active rows per step.
 
-    x (T,B,I); states0: ``cell.num_states`` arrays (B,H); params: LayerParams with
-    w_ih (G*H,I), w_hh (G*H,H), b_ih and b_hh (G*H,).
-    Returns (output (T,B,H), final states, LayerCache).
+    lengths: None (every sequence has all ``steps``) or one length per batch entry.
+    """
+
+    def __init__(self, lengths, steps, batch):
+        self.steps, self.batch = steps, batch
+        if lengths is None:
+            self.order = None
+            self.batch_sizes = [batch] * steps
+            return
+        lengths = np.asarray(lengths, dtype=np.int64)
+        order = np.argsort(-lengths, kind="stable")
+        sorted_lengths = lengths[order]
+        self.order = xp.asarray(order)
+        self.inverse = xp.asarray(np.argsort(order))
+        # Steps past the longest sequence have no active rows and are not run at all.
+        self.batch_sizes = [int((sorted_lengths > t).sum()) for t in range(sorted_lengths[0])]
+        self._last = xp.asarray(sorted_lengths)
+        # Reversal within each length: step t of the reversed sequence b is step
+        # len_b - 1 - t of the original; padding steps map to themselves.
+        t = np.arange(steps)[:, None]
+        self._reverse_rows = xp.asarray(
+            np.where(t < sorted_lengths[None, :], sorted_lengths[None, :] - 1 - t, t))
+        self._columns = xp.asarray(np.arange(batch)[None, :])
+
+    def sort(self, a):
+        """Batch (axis 1) into length order; no copy without lengths."""
+        return a if self.order is None else a[:, self.order]
+
+    def unsort(self, a):
+        return a if self.order is None else a[:, self.inverse]
+
+    def reverse(self, a):
+        """Each sequence of a sorted, time-major (T,B,...) array reversed within its own
+        length; applying it twice gives the array back."""
+        if self.order is None:
+            return xp.ascontiguousarray(a[::-1])
+        return a[self._reverse_rows, self._columns]
+
+    def finals(self, seq):
+        """Each sequence's state after its own last step, from a (T+1,B,H) sequence."""
+        if self.order is None:
+            return seq[self.steps]
+        return seq[self._last, self._columns[0]]
+
+
+def layer_forward(cell, x, states0, params, batching):
+    """Run one layer in one direction over a sorted batch.
+
+    x (T,B,I); states0: ``cell.num_states`` arrays (B,H) (h is (B,P) with a projection);
+    params: LayerParams with w_ih (G*H,I), w_hh (G*H,P), b_ih and b_hh (G*H,), w_hr (P,H)
+    or None. Returns (output (T,B,P), final states, LayerCache).
     """
     steps, batch, _ = x.shape
-    hidden = params.w_hh.shape[1]
+    hidden = params.w_hh.shape[0] // cell.num_gates
     forward_step, _ = cell.kernels(x.dtype)
 
     gx = _rows(x) @ params.w_ih.T
@@ -41,98 +101,176 @@ def layer_forward(cell, x, states0, params):
     gx = gx.reshape(steps, batch, -1)
     state_seqs = []
     for state0 in states0:
-        seq = xp.empty((steps + 1, batch, hidden), dtype=x.dtype)
+        # Zeros: rows of finished sequences are never written, and read as padding.
+        seq = xp.zeros((steps + 1, batch, state0.shape[-1]), dtype=x.dtype)
         seq[0] = state0
         state_seqs.append(seq)
+    h_seq = state_seqs[0]
+    m_seq = None
+    kernel_seqs = state_seqs
+    if params.w_hr is not None:  # the kernel writes m_t; h_t = m_t·W_hrᵀ
+        m_seq = xp.zeros((steps + 1, batch, hidden), dtype=x.dtype)
+        kernel_seqs = [m_seq] + state_seqs[1:]
     saved = xp.empty((steps, batch, cell.saved_width * hidden), dtype=x.dtype)
     gh = xp.empty((batch, cell.num_gates * hidden), dtype=x.dtype)
     w_hh_t = params.w_hh.T
-    h_seq = state_seqs[0]
-    for t in range(steps):
-        xp.matmul(h_seq[t], w_hh_t, out=gh)
-        launch(forward_step, batch * hidden, t, gx, gh, params.b_hh, *state_seqs, saved)
+    for t, active in enumerate(batching.batch_sizes):
+        xp.matmul(h_seq[t, :active], w_hh_t, out=gh[:active])
+        launch(forward_step, active * hidden, t, active, gx, gh, params.b_hh, *kernel_seqs,
+               saved)
+        if m_seq is not None:
+            xp.matmul(m_seq[t + 1, :active], params.w_hr.T, out=h_seq[t + 1, :active])
 
-    finals = tuple(seq[steps] for seq in state_seqs)
-    return h_seq[1:], finals, LayerCache(x, tuple(state_seqs), saved)
+    finals = tuple(batching.finals(seq) for seq in state_seqs)
+    return h_seq[1:], finals, LayerCache(x, tuple(state_seqs), m_seq, saved)
 
 
-def layer_backward(cell, cache, params, doutput, dfinals):
-    """Backpropagate through one layer.
+def layer_backward(cell, cache, params, doutput, dfinals, batching):
+    """Backpropagate through one layer in one direction.
 
-    doutput (T,B,H) or None; dfinals: one (B,H) array or None per state.
-    Returns (dx (T,B,I), dstates0 tuple of (B,H), LayerParams of gradients).
+    doutput (T,B,P) or None; dfinals: one array (B,H) or None per state.
+    Returns (dx (T,B,I), dstates0 tuple, LayerParams of gradients).
     """
-    x, state_seqs, saved = cache
+    x, state_seqs, m_seq, saved = cache
     steps, batch, _ = x.shape
-    hidden = params.w_hh.shape[1]
+    hidden = params.w_hh.shape[0] // cell.num_gates
     _, backward_step = cell.kernels(x.dtype)
 
+    h_seq = state_seqs[0]
     if doutput is None:
-        doutput = xp.zeros((steps, batch, hidden), dtype=x.dtype)
+        doutput = xp.zeros(h_seq[1:].shape, dtype=x.dtype)
     else:  # gradients may arrive as broadcast (read-only, zero-stride) views
         doutput = xp.ascontiguousarray(doutput, dtype=x.dtype)
-    carry = tuple(
-        xp.zeros((batch, hidden), dtype=x.dtype) if d is None else xp.array(d, dtype=x.dtype)
-        for d in dfinals
-    )
+    carry = [
+        xp.zeros(seq.shape[1:], dtype=x.dtype) if d is None else xp.array(d, dtype=x.dtype)
+        for seq, d in zip(state_seqs, dfinals)
+    ]
     width = cell.num_gates * hidden
-    dgx = xp.empty((steps, batch, width), dtype=x.dtype)
+    # Zeros: the rows of finished sequences must add nothing to the weight gradients.
+    dgx = xp.zeros((steps, batch, width), dtype=x.dtype)
     # Kernel arguments never alias (the simulator copies each argument in and out).
     if cell.dgh_differs:
-        dgh = xp.empty_like(dgx)
+        dgh = xp.zeros_like(dgx)
         dgates = (dgx, dgh)
     else:
         dgh = dgx
         dgates = (dgx,)
     dh_carry = carry[0]
-    for t in range(steps - 1, -1, -1):
-        launch(backward_step, batch * hidden, t, doutput, *state_seqs, saved, *carry, *dgates)
-        dh_carry += dgh[t] @ params.w_hh
+    if m_seq is None:
+        for t in range(len(batching.batch_sizes) - 1, -1, -1):
+            active = batching.batch_sizes[t]
+            launch(backward_step, active * hidden, t, active, doutput, *state_seqs, saved,
+                   *carry, *dgates)
+            dh_carry[:active] += dgh[t, :active] @ params.w_hh
+    else:
+        # h_t = m_t·W_hrᵀ: the kernel takes the gradient of m_t (as its dy, with a zero
+        # carry of its own), and d(h_t) for all t gives dW_hr in one GEMM afterwards.
+        dh_seq = xp.zeros(doutput.shape, dtype=x.dtype)
+        dm_seq = xp.zeros((steps, batch, hidden), dtype=x.dtype)
+        kernel_carry = [xp.zeros((batch, hidden), dtype=x.dtype)] + carry[1:]
+        kernel_seqs = [m_seq] + list(state_seqs[1:])
+        for t in range(len(batching.batch_sizes) - 1, -1, -1):
+            active = batching.batch_sizes[t]
+            xp.add(doutput[t, :active], dh_carry[:active], out=dh_seq[t, :active])
+            xp.matmul(dh_seq[t, :active], params.w_hr, out=dm_seq[t, :active])
+            launch(backward_step, active * hidden, t, active, dm_seq, *kernel_seqs, saved,
+                   *kernel_carry, *dgates)
+            xp.matmul(dgh[t, :active], params.w_hh, out=dh_carry[:active])
 
     dgx_rows, dgh_rows = _rows(dgx), _rows(dgh)
     dx = (dgx_rows @ params.w_ih).reshape(x.shape)
     grads = LayerParams(
         w_ih=dgx_rows.T @ _rows(x),
-        w_hh=dgh_rows.T @ _rows(state_seqs[0][:steps]),
+        w_hh=dgh_rows.T @ _rows(h_seq[:steps]),
         b_ih=dgx_rows.sum(axis=0),
         b_hh=dgh_rows.sum(axis=0),
+        w_hr=None if m_seq is None else _rows(dh_seq).T @ _rows(m_seq[1:]),
     )
-    return dx, carry, grads
+    return dx, tuple(carry), grads
 
 
-def stack_forward(cell, x, states0, layers):
-    """Run ``len(layers)`` layers, each feeding the next.
+StackCache = namedtuple("StackCache", ["batching", "layers", "masks"])
 
-    x (T,B,I); states0: ``cell.num_states`` arrays (L,B,H); layers: L LayerParams.
-    Returns (output (T,B,H), final states as (L,B,H) arrays, per-layer caches).
+
+def stack_forward(cell, x, states0, layers, lengths=None, dropout=0.0, random=None):
+    """Run ``len(layers)`` layers, each feeding the next, each with one or two directions.
+
+    x (T,B,I); states0: ``cell.num_states`` arrays (L*D,B,H), layer-major (layer 0
+    forward, layer 0 reverse, layer 1 forward, ...); layers: L lists of D LayerParams;
+    lengths: None or B lengths; dropout: the probability of zeroing an output of every
+    layer but the last, with ``random(shape)`` drawing U[0,1) masks (None: no dropout).
+    Returns (output (T,B,D*P), final states as (L*D,B,H) arrays, StackCache).
     """
-    caches, finals, inputs = [], [], x
-    for k, params in enumerate(layers):
-        inputs, layer_finals, cache = layer_forward(cell, inputs, [s[k] for s in states0], params)
-        caches.append(cache)
-        finals.append(layer_finals)
-    states_n = tuple(xp.stack(per_state) for per_state in zip(*finals))
-    return inputs, states_n, caches
+    steps, batch, _ = x.shape
+    batching = Batching(lengths, steps, batch)
+    states0 = [batching.sort(s) for s in states0]
+    inputs = batching.sort(x)
+    caches, masks, finals = [], [], []
+    num_dirs = len(layers[0])
+    for k, directions in enumerate(layers):
+        outputs, layer_caches = [None] * num_dirs, [None] * num_dirs
+        with backend.concurrently(num_dirs) as streams:
+            for d, params in enumerate(directions):
+                with streams[d]:
+                    source = inputs if d == 0 else batching.reverse(inputs)
+                    index = k * num_dirs + d
+                    out, state_n, layer_caches[d] = layer_forward(
+                        cell, source, [s[index] for s in states0], params, batching)
+                    outputs[d] = out if d == 0 else batching.reverse(out)
+                    finals.append(state_n)
+        inputs = outputs[0] if num_dirs == 1 else xp.concatenate(outputs, axis=2)
+        mask = None
+        if random is not None and dropout > 0.0 and k < len(layers) - 1:
+            mask = _dropout_mask(random, inputs.shape, dropout, inputs.dtype)
+            inputs = inputs * mask
+        caches.append(layer_caches)
+        masks.append(mask)
+    states_n = tuple(batching.unsort(xp.stack(per_state)) for per_state in zip(*finals))
+    return batching.unsort(inputs), states_n, StackCache(batching, caches, masks)
 
 
-def stack_backward(cell, caches, layers, doutput, dstates_n):
+def stack_backward(cell, cache, layers, doutput, dstates_n):
     """Backpropagate through the stack.
 
-    doutput (T,B,H) or None; dstates_n: one (L,B,H) array or None per state.
-    Returns (dx (T,B,I), dstates0 as (L,B,H) arrays, one LayerParams of gradients per layer).
+    doutput (T,B,D*P) or None; dstates_n: one (L*D,B,H) array or None per state.
+    Returns (dx (T,B,I), dstates0 as (L*D,B,H) arrays, per layer a list of D LayerParams
+    of gradients).
     """
-    num_layers = len(layers)
-    dstates0 = [[None] * num_layers for _ in range(cell.num_states)]
-    grads = [None] * num_layers
-    dinputs = doutput
+    batching, caches, masks = cache
+    num_layers, num_dirs = len(layers), len(layers[0])
+    dstates_n = [None if d is None else batching.sort(d) for d in dstates_n]
+    dstates0 = [[None] * (num_layers * num_dirs) for _ in range(cell.num_states)]
+    grads = [[None] * num_dirs for _ in range(num_layers)]
+    dinputs = None if doutput is None else batching.sort(doutput)
     for k in range(num_layers - 1, -1, -1):
-        dfinals = [None if d is None else d[k] for d in dstates_n]
-        dinputs, layer_dstates0, grads[k] = layer_backward(
-            cell, caches[k], layers[k], dinputs, dfinals
-        )
-        for s, d in enumerate(layer_dstates0):
-            dstates0[s][k] = d
-    return dinputs, tuple(xp.stack(d) for d in dstates0), grads
+        if masks[k] is not None and dinputs is not None:
+            dinputs = dinputs * masks[k]
+        width = None if dinputs is None else dinputs.shape[2] // num_dirs
+        dxs = [None] * num_dirs
+        with backend.concurrently(num_dirs) as streams:
+            for d in range(num_dirs):
+                with streams[d]:
+                    index = k * num_dirs + d
+                    dout = None if dinputs is None else dinputs[:, :, d * width:(d + 1) * width]
+                    if d == 1 and dout is not None:
+                        dout = batching.reverse(dout)
+                    dx, layer_dstates0, grads[k][d] = layer_backward(
+                        cell, caches[k][d], layers[k][d], dout,
+                        [None if s is None else s[index] for s in dstates_n], batching)
+                    dxs[d] = dx if d == 0 else batching.reverse(dx)
+                    for s, state in enumerate(layer_dstates0):
+                        dstates0[s][index] = state
+        dinputs = dxs[0] if num_dirs == 1 else dxs[0] + dxs[1]
+    return (batching.unsort(dinputs),
+            tuple(batching.unsort(xp.stack(d)) for d in dstates0), grads)
+
+
+def _dropout_mask(random, shape, p, dtype):
+    """Zeros with probability p, else 1/(1-p) (all zeros when p is 1)."""
+    if p >= 1.0:
+        return xp.zeros(shape, dtype=dtype)
+    keep = random(shape) >= p
+    return backend.to_device(keep.astype(dtype) / dtype.type(1.0 - p))
 
 
 def _rows(a):

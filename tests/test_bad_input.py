@@ -44,12 +44,27 @@ CONSTRUCTORS = [
     ("batch_first not bool", lambda: nr.GRU(I, H, batch_first="yes"), TypeError, ["batch_first", "yes"]),
 ]
 
-NOT_YET = [
-    ("bidirectional", lambda: nr.LSTM(I, H, bidirectional=True)),
-    ("dropout", lambda: nr.GRU(I, H, num_layers=2, dropout=0.5)),
-    ("proj_size", lambda: nr.LSTM(I, H, proj_size=2)),
-    ("bias", lambda: nr.GRU(I, H, bias=False)),
+BIDIRECTIONAL_CALLS = [
+    ("bidirectional h_0", lambda: nr.GRU(I, H, num_layers=L, bidirectional=True), (np.zeros((T, B, I), "float32"), good_state()), ValueError, ["h_0", "(4, 2, 5)", "(2, 2, 5)"]),
+    ("projected h_0", lambda: nr.LSTM(I, H, proj_size=2), (np.zeros((T, B, I), "float32"), (np.zeros((1, B, H), "float32"), np.zeros((1, B, H), "float32"))), ValueError, ["h_0", "(1, 2, 2)", "proj_size", "(1, 2, 5)"]),
+    ("projected c_0", lambda: nr.LSTM(I, H, proj_size=2), (np.zeros((T, B, I), "float32"), (np.zeros((1, B, 2), "float32"), np.zeros((1, B, 2), "float32"))), ValueError, ["c_0", "(1, 2, 5)", "(1, 2, 2)"]),
+    ("lengths count", lambda: nr.GRU(I, H), (np.zeros((T, B, I), "float32"), None, [3]), ValueError, ["lengths", "2 lengths", "got 1"]),
+    ("length 0", lambda: nr.LSTM(I, H), (np.zeros((T, B, I), "float32"), None, [0, 3]), ValueError, ["lengths", "[1, 3]", "[0, 3]"]),
+    ("length past T", lambda: nr.RNN(I, H), (np.zeros((T, B, I), "float32"), None, [4, 3]), ValueError, ["lengths", "[1, 3]", "[4, 3]"]),
+    ("fractional length", lambda: nr.RNN(I, H), (np.zeros((T, B, I), "float32"), None, [1.5, 3]), TypeError, ["lengths", "integer"]),
+    ("cell input size", lambda: nr.LSTMCell(I, H), (np.zeros((B, I + 1), "float32"),), ValueError, ["input", "input_size 4", "(2, 5)"]),
+    ("cell state shape", lambda: nr.GRUCell(I, H), (np.zeros((B, I), "float32"), np.zeros((B + 1, H), "float32")), ValueError, ["h_0", "(2, 5)", "(3, 5)"]),
+    ("cell state pair", lambda: nr.LSTMCell(I, H), (np.zeros((B, I), "float32"), np.zeros((B, H), "float32")), TypeError, ["hx", "(h_0, c_0)"]),
 ]
+
+MORE_CONSTRUCTORS = [
+    ("nonlinearity", lambda: nr.RNN(I, H, nonlinearity="sigmoid"), ValueError, ["nonlinearity", "'tanh' or 'relu'", "'sigmoid'"]),
+    ("cell nonlinearity", lambda: nr.RNNCell(I, H, nonlinearity="gelu"), ValueError, ["nonlinearity", "'gelu'"]),
+    ("proj_size negative", lambda: nr.LSTM(I, H, proj_size=-1), ValueError, ["proj_size", ">= 0", "-1"]),
+    ("cell hidden_size", lambda: nr.GRUCell(I, 0), ValueError, ["hidden_size", "0"]),
+    ("bidirectional not bool", lambda: nr.GRU(I, H, bidirectional=2), TypeError, ["bidirectional", "2"]),
+]
+CONSTRUCTORS += MORE_CONSTRUCTORS
 
 
 def refuse_kernels(monkeypatch):
@@ -87,15 +102,18 @@ def test_bad_constructor(name, make, error, words):
         assert word in str(info.value), (word, str(info.value))
 
 
-@pytest.mark.parametrize("option,make", NOT_YET, ids=[c[0] for c in NOT_YET])
-def test_options_of_a_later_release_say_so(option, make):
-    with pytest.raises(NotImplementedError, match=option):
-        make()
-
-
-def test_lengths_not_yet():
-    with pytest.raises(NotImplementedError, match="lengths"):
-        nr.GRU(I, H)(np.zeros((T, B, I), "float32"), lengths=[3, 2])
+@pytest.mark.parametrize("name,make,args,error,words", BIDIRECTIONAL_CALLS,
+                         ids=[c[0] for c in BIDIRECTIONAL_CALLS])
+def test_bad_call_of_other_layers_and_cells(name, make, args, error, words, monkeypatch):
+    module = make()
+    before = {n: p.numpy() for n, p in module.named_parameters()}
+    refuse_kernels(monkeypatch)
+    with pytest.raises(error) as info:
+        module(*args)
+    for word in words:
+        assert word in str(info.value), (word, str(info.value))
+    for n, p in module.named_parameters():
+        np.testing.assert_array_equal(p.numpy(), before[n])
 
 
 def test_bad_state_dict_changes_nothing():

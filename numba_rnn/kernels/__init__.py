@@ -1,7 +1,9 @@
 """numba.cuda kernels, one file per cell; ``CELLS`` registers each cell by name."""
-from . import gru, lstm
+from . import gru, lstm, rnn
 
 CELLS = {
     "lstm": lstm.CELL,
     "gru": gru.CELL,
+    "rnn_tanh": rnn.TANH,
+    "rnn_relu": rnn.RELU,
 }

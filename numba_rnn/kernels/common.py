@@ -6,7 +6,9 @@ never asks which one it is. A cell's kernels have these signatures, with ``t`` t
 ``H`` the hidden size, ``G`` the number of gates, ``S`` the number of state sequences
 (``h`` first, then e.g. ``c``) and ``W`` the saved width in units of ``H``::
 
-    forward_step(t, gx, gh, b_hh, *state_seqs, saved)
+    forward_step(t, batch, gx, gh, b_hh, *state_seqs, saved)
+        batch          rows active at step t: the first `batch` rows (sequences sorted
+                       by length, longest first); rows past it are left untouched
         gx (T,B,G*H)   input projection x_t·W_ihᵀ + b_ih, all steps
         gh (B,G*H)     recurrent projection h_{t-1}·W_hhᵀ, this step (no bias)
         b_hh (G*H,)    recurrent bias
@@ -14,7 +16,7 @@ never asks which one it is. A cell's kernels have these signatures, with ``t`` t
                        kernel writes index t+1
         saved (T,B,W*H) what backward needs of step t
 
-    backward_step(t, dy, *state_seqs, saved, *dstates, dgx[, dgh])
+    backward_step(t, batch, dy, *state_seqs, saved, *dstates, dgx[, dgh])
         dy (T,B,H)     gradient of the layer's output sequence
         dstates        S arrays (B,H): on entry the gradient reaching step t's new states
                        from later steps, excluding dy[t]; on exit the part of the gradient
@@ -39,7 +41,7 @@ from ..backend import cuda
 Cell = namedtuple(
     "Cell",
     [
-        "name",          # "lstm"
+        "name",          # "lstm", "gru", "rnn_tanh", "rnn_relu" (PyTorch's mode names)
         "num_gates",     # G: gate blocks in W_ih, W_hh rows, in PyTorch's order
         "num_states",    # S: 2 for (h, c), 1 for h
         "saved_width",   # W: columns of `saved` per step, in units of H

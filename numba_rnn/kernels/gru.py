@@ -26,10 +26,10 @@ def kernels(dtype):
     one, sigmoid = activations(dtype)
 
     @cuda.jit
-    def gru_forward_step(t, gx, gh, b_hh, h_seq, saved):
+    def gru_forward_step(t, batch, gx, gh, b_hh, h_seq, saved):
         # gx (T,B,3H), gh (B,3H), b_hh (3H,), h_seq (T+1,B,H), saved (T,B,4H)
         hidden = h_seq.shape[2]
-        b, j = unit_of_thread(h_seq.shape[1], hidden)
+        b, j = unit_of_thread(batch, hidden)
         if b < 0:
             return
         r = sigmoid(gx[t, b, j] + gh[b, j] + b_hh[j])
@@ -43,11 +43,11 @@ def kernels(dtype):
         saved[t, b, 3 * hidden + j] = gh_n
 
     @cuda.jit
-    def gru_backward_step(t, dy, h_seq, saved, dh_carry, dgx, dgh):
+    def gru_backward_step(t, batch, dy, h_seq, saved, dh_carry, dgx, dgh):
         # dy (T,B,H), h_seq (T+1,B,H), saved (T,B,4H), dh_carry (B,H) in/out,
         # dgx and dgh (T,B,3H) out
         hidden = h_seq.shape[2]
-        b, j = unit_of_thread(h_seq.shape[1], hidden)
+        b, j = unit_of_thread(batch, hidden)
         if b < 0:
             return
         r = saved[t, b, j]

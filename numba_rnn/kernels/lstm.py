@@ -27,10 +27,10 @@ def kernels(dtype):
     zero = one - one
 
     @cuda.jit
-    def lstm_forward_step(t, gx, gh, b_hh, h_seq, c_seq, saved):
+    def lstm_forward_step(t, batch, gx, gh, b_hh, h_seq, c_seq, saved):
         # gx (T,B,4H), gh (B,4H), b_hh (4H,), h_seq and c_seq (T+1,B,H), saved (T,B,4H)
         hidden = h_seq.shape[2]
-        b, j = unit_of_thread(h_seq.shape[1], hidden)
+        b, j = unit_of_thread(batch, hidden)
         if b < 0:
             return
         i = sigmoid(gx[t, b, j] + gh[b, j] + b_hh[j])
@@ -46,11 +46,11 @@ def kernels(dtype):
         saved[t, b, 3 * hidden + j] = o
 
     @cuda.jit
-    def lstm_backward_step(t, dy, h_seq, c_seq, saved, dh_carry, dc_carry, dgx):
+    def lstm_backward_step(t, batch, dy, h_seq, c_seq, saved, dh_carry, dc_carry, dgx):
         # dy (T,B,H), h_seq and c_seq (T+1,B,H), saved (T,B,4H),
         # dh_carry and dc_carry (B,H) in/out, dgx (T,B,4H) out (dgh equals dgx)
         hidden = h_seq.shape[2]
-        b, j = unit_of_thread(h_seq.shape[1], hidden)
+        b, j = unit_of_thread(batch, hidden)
         if b < 0:
             return
         i = saved[t, b, j]

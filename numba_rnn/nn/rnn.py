@@ -1,8 +1,10 @@
-"""Recurrent layers with ``torch.nn``'s signatures, parameter names and gate order.
+"""Recurrent layers and cells with ``torch.nn``'s signatures, parameter names and gate
+order.
 
 Every argument is checked here, before any kernel runs (API.md, "Bad input"); the work is
 done by ``numba_rnn.recurrent`` and recorded in the autograd graph as one operation whose
-outputs are the output sequence and the final states.
+outputs are the output sequence and the final states. A cell is a one-step, one-layer run
+of the same machinery.
 """
 import math
 import numbers
@@ -15,6 +17,13 @@ from ..kernels import CELLS
 from ..tensor import Tensor, _to_storage, record_multi
 from .module import Module, Parameter
 
+_STATE_NAMES = ("h_0", "c_0")
+
+
+def _kind(name):
+    """"weight_ih" from "weight_ih_l1_reverse" (or from a cell's "weight_ih")."""
+    return name.split("_l")[0]
+
 
 def _check_int(name, value, minimum):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -25,13 +34,13 @@ def _check_int(name, value, minimum):
 
 
 def _check_bool(name, value):
-    if not isinstance(value, bool):
+    if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name}: expected True or False, got {type(value).__name__} {value!r}")
-    return value
+    return bool(value)
 
 
 def _check_dtype(dtype):
-    """The layer's storage dtype: float32 (also for None, PyTorch's default) or float64."""
+    """The storage dtype: float32 (also for None, PyTorch's default) or float64."""
     try:
         resolved = np.dtype("float32" if dtype is None else dtype)
     except TypeError:
@@ -41,72 +50,54 @@ def _check_dtype(dtype):
     return resolved
 
 
-class RNNBase(Module):
-    """The machinery that LSTM and GRU share: options, parameters, checks and the call."""
+def _check_mode(mode, nonlinearity):
+    if mode != "rnn":
+        return mode
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
+    return "rnn_" + nonlinearity
 
-    def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False, proj_size=0,
-                 dtype="float32"):
-        super().__init__()
+
+class _Recurrent(Module):
+    """What layers and cells share: parameters, argument checks and the recorded call."""
+
+    def _init_common(self, mode, input_size, hidden_size, bias, dtype):
         self.mode = mode
         self._cell = CELLS[mode]
         self.input_size = _check_int("input_size", input_size, 1)
         self.hidden_size = _check_int("hidden_size", hidden_size, 1)
-        self.num_layers = _check_int("num_layers", num_layers, 1)
         self.bias = _check_bool("bias", bias)
-        self.batch_first = _check_bool("batch_first", batch_first)
-        self.bidirectional = _check_bool("bidirectional", bidirectional)
-        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real):
-            raise TypeError(f"dropout: expected a number in [0, 1], got {dropout!r}")
-        if not 0.0 <= dropout <= 1.0:
-            raise ValueError(f"dropout: expected a number in [0, 1], got {dropout}")
-        self.dropout = float(dropout)
-        self.proj_size = _check_int("proj_size", proj_size, 0)
-        if self.proj_size >= self.hidden_size:
-            raise ValueError(
-                f"proj_size: expected a value smaller than hidden_size ({self.hidden_size}), "
-                f"got {self.proj_size}"
-            )
         self.dtype = _check_dtype(dtype)
-        for option, value, default in (
-            ("bidirectional", self.bidirectional, False),
-            ("dropout", self.dropout, 0.0),
-            ("proj_size", self.proj_size, 0),
-            ("bias", self.bias, True),
-        ):
-            if value != default:
-                raise NotImplementedError(
-                    f"{option}={value!r} is not supported yet; only {option}={default!r}"
-                )
 
+    def _make_parameters(self, suffix, layer_input, state_size, proj_size):
+        """Registers one layer-direction's parameters, in PyTorch's order and
+        initialisation U(-1/sqrt(H), 1/sqrt(H)); returns their names."""
         gates = self._cell.num_gates * self.hidden_size
+        shapes = [("weight_ih", (gates, layer_input)), ("weight_hh", (gates, state_size))]
+        if self.bias:
+            shapes += [("bias_ih", (gates,)), ("bias_hh", (gates,))]
+        if proj_size:
+            shapes += [("weight_hr", (proj_size, self.hidden_size))]
         bound = 1.0 / math.sqrt(self.hidden_size)
-        for k in range(self.num_layers):
-            layer_input = self.input_size if k == 0 else self.hidden_size
-            for name, shape in (
-                (f"weight_ih_l{k}", (gates, layer_input)),
-                (f"weight_hh_l{k}", (gates, self.hidden_size)),
-                (f"bias_ih_l{k}", (gates,)),
-                (f"bias_hh_l{k}", (gates,)),
-            ):
-                setattr(self, name, Parameter(random.uniform(-bound, bound, shape, self.dtype)))
+        names = []
+        for kind, shape in shapes:
+            name = kind + suffix
+            setattr(self, name, Parameter(random.uniform(-bound, bound, shape, self.dtype)))
+            names.append(name)
+        return names
 
-    def flatten_parameters(self):
-        """A no-op, for code written against cuDNN-backed PyTorch layers."""
+    def _layer_params(self, names):
+        """recurrent.LayerParams for the parameters ``names`` (zero biases without bias)."""
+        values = {_kind(name): getattr(self, name).data for name in names}
+        if not self.bias:
+            zeros = xp.zeros(values["weight_ih"].shape[0], dtype=self.dtype)
+            values["bias_ih"] = values["bias_hh"] = zeros
+        return recurrent.LayerParams(values["weight_ih"], values["weight_hh"],
+                                     values["bias_ih"], values["bias_hh"],
+                                     values.get("weight_hr"))
 
-    def extra_repr(self):
-        text = f"{self.input_size}, {self.hidden_size}"
-        if self.num_layers != 1:
-            text += f", num_layers={self.num_layers}"
-        if self.batch_first:
-            text += ", batch_first=True"
-        if self.dtype != "float32":
-            text += f", dtype={self.dtype}"
-        return text
-
-    # ------------------------------------------------------------------ checks
     def _as_checked_tensor(self, name, value):
-        """``value`` (a Tensor or anything array-like) as a Tensor of the layer's dtype."""
+        """``value`` (a Tensor or anything array-like) as a Tensor of the module's dtype."""
         if not isinstance(value, Tensor):
             try:
                 value = Tensor(_to_storage(value))
@@ -116,35 +107,13 @@ class RNNBase(Module):
                 ) from None
         if value.dtype != self.dtype:
             raise TypeError(
-                f"{name}: expected dtype {self.dtype} (the layer's), got {value.dtype}"
+                f"{name}: expected dtype {self.dtype} (the module's), got {value.dtype}"
             )
         return value
 
-    def _check_input(self, input):
-        """Returns (input tensor, batched?, T, B)."""
-        x = self._as_checked_tensor("input", input)
-        if x.ndim not in (2, 3):
-            layout = "(B, T, I)" if self.batch_first else "(T, B, I)"
-            raise ValueError(
-                f"input: expected a 3-D {layout} or 2-D (T, I) tensor, got shape {x.shape}"
-            )
-        if x.shape[-1] != self.input_size:
-            raise ValueError(
-                f"input: expected {self.input_size} features (input_size) in the last "
-                f"dimension, got shape {x.shape}"
-            )
-        batched = x.ndim == 3
-        steps, batch = (x.shape[1], x.shape[0]) if batched and self.batch_first else (
-            x.shape[0], x.shape[1] if batched else 1)
-        if steps < 1:
-            raise ValueError(f"input: expected a sequence of at least one step, got shape {x.shape}")
-        if batch < 1:
-            raise ValueError(f"input: expected a batch of at least one sequence, got shape {x.shape}")
-        return x, batched, steps, batch
-
-    def _check_states(self, hx, batched, batch):
-        """The initial states as Tensors (L,B,H), or (L,H) when unbatched, or None."""
-        names = ("h_0", "c_0")[: self._cell.num_states]
+    def _check_states(self, hx, expected_shapes, what):
+        """The initial states as Tensors of ``expected_shapes`` (one per state), or None."""
+        names = _STATE_NAMES[: self._cell.num_states]
         if hx is None:
             return None
         if len(names) > 1:
@@ -162,72 +131,196 @@ class RNNBase(Module):
                     f"got a tuple of {len(hx)}"
                 )
             values = (hx,)
-        expected = (self.num_layers, batch, self.hidden_size) if batched else (
-            self.num_layers, self.hidden_size)
         states = []
-        for name, value in zip(names, values):
+        for name, value, expected, meaning in zip(names, values, expected_shapes, what):
             state = self._as_checked_tensor(name, value)
             if state.shape != expected:
-                raise ValueError(
-                    f"{name}: expected shape {expected} (num_layers, "
-                    f"{'batch, ' if batched else ''}hidden_size), got {state.shape}"
-                )
+                raise ValueError(f"{name}: expected shape {expected} ({meaning}), got {state.shape}")
             states.append(state)
         return states
 
-    # -------------------------------------------------------------------- call
-    def forward(self, input, hx=None, lengths=None):
-        if lengths is not None:
-            raise NotImplementedError("lengths: variable-length batches are not supported yet")
-        x, batched, steps, batch = self._check_input(input)
-        states = self._check_states(hx, batched, batch)
+    def _record(self, x, x_tm, states, states0, layer_names, lengths, dropout,
+                x_from_tm, state_from, state_to):
+        """Run the stack on time-major device arrays and record it as one operation.
 
+        x: the input Tensor; x_tm its data as (T,B,I); states: the state Tensors or None;
+        states0: their data as (L*D,B,H) arrays; layer_names: per layer, per direction,
+        the parameter names; x_from_tm, state_from, state_to: the layout maps between the
+        user's shapes and the time-major ones.
+        """
         cell = self._cell
-        shape_of_state = (self.num_layers, batch, self.hidden_size)
-        params = list(self.parameters())
-        layers = [recurrent.LayerParams(*(p.data for p in params[4 * k: 4 * k + 4]))
-                  for k in range(self.num_layers)]
-
-        def to_time_major(a):
-            if not batched:
-                return a[:, None, :]
-            return xp.ascontiguousarray(xp.swapaxes(a, 0, 1)) if self.batch_first else a
-
-        def from_time_major(a):
-            if not batched:
-                return a[:, 0, :]
-            return xp.ascontiguousarray(xp.swapaxes(a, 0, 1)) if self.batch_first else a
-
-        if states is None:
-            states0 = tuple(xp.zeros(shape_of_state, dtype=self.dtype)
-                            for _ in range(cell.num_states))
-        else:
-            states0 = tuple(s.data.reshape(shape_of_state) for s in states)
-        output, states_n, caches = recurrent.stack_forward(
-            cell, to_time_major(x.data), states0, layers)
-
-        def state_layout(a):
-            return a if batched else a[:, 0, :]
+        layers = [[self._layer_params(names) for names in directions]
+                  for directions in layer_names]
+        params = [getattr(self, name) for directions in layer_names
+                  for names in directions for name in names]
+        output, states_n, cache = recurrent.stack_forward(
+            cell, x_tm, states0, layers, lengths=lengths, dropout=dropout,
+            random=random.rand if dropout > 0.0 else None)
 
         def backward(grads):
             doutput, dstates_n = grads[0], grads[1:]
             dx, dstates0, dlayers = recurrent.stack_backward(
-                cell, caches, layers,
-                None if doutput is None else to_time_major(doutput),
-                [None if d is None else d.reshape(shape_of_state) for d in dstates_n],
-            )
-            dstates = [state_layout(d) for d in dstates0] if states is not None else []
-            return [from_time_major(dx), *dstates, *(g for layer in dlayers for g in layer)]
+                cell, cache, layers,
+                None if doutput is None else x_from_tm(doutput, inverse=True),
+                [None if d is None else state_to(d) for d in dstates_n])
+            result = [x_from_tm(dx)]
+            if states is not None:
+                result += [state_from(d) for d in dstates0]
+            for directions, grad_dirs in zip(layer_names, dlayers):
+                for names, layer_grads in zip(directions, grad_dirs):
+                    by_kind = dict(zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh",
+                                        "weight_hr"), layer_grads))
+                    result += [by_kind[_kind(name)] for name in names]
+            return result
 
         inputs = [x, *(states or []), *params]
-        results = record_multi(
-            [from_time_major(output), *(state_layout(s) for s in states_n)], inputs, backward)
+        return record_multi([x_from_tm(output), *(state_from(s) for s in states_n)],
+                            inputs, backward)
+
+
+class RNNBase(_Recurrent):
+    """The machinery that LSTM, GRU and RNN share: options, parameters, checks, the call."""
+
+    def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True,
+                 batch_first=False, dropout=0.0, bidirectional=False, proj_size=0,
+                 dtype="float32", nonlinearity="tanh"):
+        super().__init__()
+        self._init_common(_check_mode(mode, nonlinearity), input_size, hidden_size, bias,
+                          dtype)
+        self.nonlinearity = nonlinearity if mode == "rnn" else None
+        self.num_layers = _check_int("num_layers", num_layers, 1)
+        self.batch_first = _check_bool("batch_first", batch_first)
+        self.bidirectional = _check_bool("bidirectional", bidirectional)
+        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real):
+            raise TypeError(f"dropout: expected a number in [0, 1], got {dropout!r}")
+        if not 0.0 <= dropout <= 1.0:
+            raise ValueError(f"dropout: expected a number in [0, 1], got {dropout}")
+        self.dropout = float(dropout)
+        self.proj_size = _check_int("proj_size", proj_size, 0)
+        if self.proj_size >= self.hidden_size:
+            raise ValueError(
+                f"proj_size: expected a value smaller than hidden_size ({self.hidden_size}), "
+                f"got {self.proj_size}"
+            )
+        if self.proj_size and mode != "lstm":
+            raise ValueError(f"proj_size: only LSTM supports a projection, got {self.proj_size}")
+
+        self._num_dirs = 2 if self.bidirectional else 1
+        self._out_size = self.proj_size or self.hidden_size
+        self._layer_names = []
+        for k in range(self.num_layers):
+            layer_input = self.input_size if k == 0 else self._out_size * self._num_dirs
+            self._layer_names.append([
+                self._make_parameters(f"_l{k}" + ("_reverse" if d else ""), layer_input,
+                                      self._out_size, self.proj_size)
+                for d in range(self._num_dirs)
+            ])
+
+    def flatten_parameters(self):
+        """A no-op, for code written against cuDNN-backed PyTorch layers."""
+
+    def extra_repr(self):
+        text = f"{self.input_size}, {self.hidden_size}"
+        for name, default in (("num_layers", 1), ("bias", True), ("batch_first", False),
+                              ("dropout", 0.0), ("bidirectional", False), ("proj_size", 0)):
+            if getattr(self, name) != default:
+                text += f", {name}={getattr(self, name)}"
+        if self.nonlinearity not in (None, "tanh"):
+            text += f", nonlinearity={self.nonlinearity!r}"
+        if self.dtype != np.float32:
+            text += f", dtype={self.dtype}"
+        return text
+
+    def _check_input(self, input):
+        """Returns (input tensor, batched?, T, B)."""
+        x = self._as_checked_tensor("input", input)
+        if x.ndim not in (2, 3):
+            layout = "(B, T, I)" if self.batch_first else "(T, B, I)"
+            raise ValueError(
+                f"input: expected a 3-D {layout} or 2-D (T, I) tensor, got shape {x.shape}"
+            )
+        if x.shape[-1] != self.input_size:
+            raise ValueError(
+                f"input: expected {self.input_size} features (input_size) in the last "
+                f"dimension, got shape {x.shape}"
+            )
+        batched = x.ndim == 3
+        if not batched:
+            steps, batch = x.shape[0], 1
+        elif self.batch_first:
+            batch, steps = x.shape[:2]
+        else:
+            steps, batch = x.shape[:2]
+        if steps < 1:
+            raise ValueError(f"input: expected a sequence of at least one step, got shape {x.shape}")
+        if batch < 1:
+            raise ValueError(f"input: expected a batch of at least one sequence, got shape {x.shape}")
+        return x, batched, steps, batch
+
+    def _check_lengths(self, lengths, steps, batch):
+        if lengths is None:
+            return None
+        if isinstance(lengths, Tensor):
+            lengths = lengths.numpy()
+        values = np.asarray(backend.to_host(lengths) if backend.is_device_array(lengths)
+                            else lengths)
+        if values.ndim != 1 or values.dtype.kind not in "iu" and not (
+                values.dtype.kind == "f" and np.all(values == np.round(values))):
+            raise TypeError(
+                f"lengths: expected one integer per batch entry, got {values.dtype} "
+                f"values of shape {values.shape}"
+            )
+        if values.shape[0] != batch:
+            raise ValueError(
+                f"lengths: expected {batch} lengths (one per batch entry), got {values.shape[0]}"
+            )
+        if values.min() < 1 or values.max() > steps:
+            raise ValueError(
+                f"lengths: expected every length in [1, {steps}] (the sequence length), "
+                f"got {values.tolist()}"
+            )
+        return values.astype(np.int64)
+
+    def forward(self, input, hx=None, lengths=None):
+        x, batched, steps, batch = self._check_input(input)
+        layers_dirs = self.num_layers * self._num_dirs
+        if batched:
+            shapes = [(layers_dirs, batch, self._out_size), (layers_dirs, batch, self.hidden_size)]
+        else:
+            shapes = [(layers_dirs, self._out_size), (layers_dirs, self.hidden_size)]
+        size_words = ["num_layers * num_directions, " + ("batch, " if batched else "") + w
+                      for w in ("proj_size or hidden_size" if self.proj_size else "hidden_size",
+                                "hidden_size")]
+        states = self._check_states(hx, shapes, size_words)
+        lengths = self._check_lengths(lengths, steps, batch)
+
+        def x_from_tm(a, inverse=False):
+            """Time-major (T,B,N) to the user's layout, or back with inverse=True."""
+            if not batched:
+                return a[:, None, :] if inverse else a[:, 0, :]
+            return xp.ascontiguousarray(xp.swapaxes(a, 0, 1)) if self.batch_first else a
+
+        def state_from(a):
+            return a if batched else a[:, 0, :]
+
+        def state_to(a):
+            return a if batched else a[:, None, :]
+
+        if states is None:
+            states0 = tuple(xp.zeros((layers_dirs, batch, shape[-1]), dtype=self.dtype)
+                            for shape in shapes[: self._cell.num_states])
+        else:
+            states0 = tuple(state_to(s.data) for s in states)
+        dropout = self.dropout if self.training else 0.0
+        results = self._record(x, x_from_tm(x.data, inverse=True), states, states0,
+                               self._layer_names, lengths, dropout, x_from_tm, state_from,
+                               state_to)
         return results[0], (results[1] if len(results) == 2 else tuple(results[1:]))
 
 
 class LSTM(RNNBase):
     """Long short-term memory layers, as ``torch.nn.LSTM``: ``output, (h_n, c_n) =
-    lstm(input, (h_0, c_0))``."""
+    lstm(input, (h_0, c_0), lengths=None)``."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, proj_size=0, dtype="float32"):
@@ -242,3 +335,91 @@ class GRU(RNNBase):
                  dropout=0.0, bidirectional=False, dtype="float32"):
         super().__init__("gru", input_size, hidden_size, num_layers, bias, batch_first,
                          dropout, bidirectional, 0, dtype)
+
+
+class RNN(RNNBase):
+    """Elman RNN layers with tanh or ReLU, as ``torch.nn.RNN``."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
+                 batch_first=False, dropout=0.0, bidirectional=False, dtype="float32"):
+        super().__init__("rnn", input_size, hidden_size, num_layers, bias, batch_first,
+                         dropout, bidirectional, 0, dtype, nonlinearity)
+
+
+class RNNCellBase(_Recurrent):
+    """One step of one layer: ``h_1 = cell(input, h_0)`` on the layers' kernels."""
+
+    def __init__(self, mode, input_size, hidden_size, bias=True, dtype="float32",
+                 nonlinearity="tanh"):
+        super().__init__()
+        self._init_common(_check_mode(mode, nonlinearity), input_size, hidden_size, bias,
+                          dtype)
+        self.nonlinearity = nonlinearity if mode == "rnn" else None
+        self._names = self._make_parameters("", input_size, self.hidden_size, 0)
+
+    def extra_repr(self):
+        text = f"{self.input_size}, {self.hidden_size}"
+        if not self.bias:
+            text += ", bias=False"
+        if self.nonlinearity not in (None, "tanh"):
+            text += f", nonlinearity={self.nonlinearity!r}"
+        return text
+
+    def forward(self, input, hx=None):
+        x = self._as_checked_tensor("input", input)
+        if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
+            raise ValueError(
+                f"input: expected a 2-D (B, {self.input_size}) or 1-D ({self.input_size},) "
+                f"tensor (input_size {self.input_size}), got shape {x.shape}"
+            )
+        batched = x.ndim == 2
+        batch = x.shape[0] if batched else 1
+        if batch < 1:
+            raise ValueError(f"input: expected a batch of at least one row, got shape {x.shape}")
+        shape = (batch, self.hidden_size) if batched else (self.hidden_size,)
+        meaning = "batch, hidden_size" if batched else "hidden_size"
+        states = self._check_states(hx, [shape, shape], [meaning, meaning])
+
+        def x_from_tm(a, inverse=False):
+            """(1,B,N) to the user's (B,N) or (N,), or back with inverse=True."""
+            if inverse:
+                return a.reshape(1, batch, a.shape[-1])
+            return a[0] if batched else a[0, 0]
+
+        def state_from(a):
+            return a[0] if batched else a[0, 0]
+
+        def state_to(a):
+            return a.reshape(1, batch, a.shape[-1])
+
+        if states is None:
+            states0 = tuple(xp.zeros((1, batch, self.hidden_size), dtype=self.dtype)
+                            for _ in range(self._cell.num_states))
+        else:
+            states0 = tuple(state_to(s.data) for s in states)
+        results = self._record(x, x_from_tm(x.data, inverse=True), states, states0,
+                               [[self._names]], None, 0.0, x_from_tm, state_from, state_to)
+        states_1 = results[1:]
+        return states_1[0] if len(states_1) == 1 else tuple(states_1)
+
+
+class LSTMCell(RNNCellBase):
+    """One LSTM step, as ``torch.nn.LSTMCell``: ``h_1, c_1 = cell(input, (h_0, c_0))``."""
+
+    def __init__(self, input_size, hidden_size, bias=True, dtype="float32"):
+        super().__init__("lstm", input_size, hidden_size, bias, dtype)
+
+
+class GRUCell(RNNCellBase):
+    """One GRU step, as ``torch.nn.GRUCell``: ``h_1 = cell(input, h_0)``."""
+
+    def __init__(self, input_size, hidden_size, bias=True, dtype="float32"):
+        super().__init__("gru", input_size, hidden_size, bias, dtype)
+
+
+class RNNCell(RNNCellBase):
+    """One Elman RNN step, as ``torch.nn.RNNCell``: ``h_1 = cell(input, h_0)``."""
+
+    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh",
+                 dtype="float32"):
+        super().__init__("rnn", input_size, hidden_size, bias, dtype, nonlinearity)
