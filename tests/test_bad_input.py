@@ -81,14 +81,19 @@ def _trained(mode):
     return layer, {n: (p.numpy(), p.grad.numpy()) for n, p in layer.named_parameters()}
 
 
+def assert_refused(call, error, words):
+    """``call()`` raises ``error`` with every one of ``words`` in its message."""
+    with pytest.raises(error) as info:
+        call()
+    for word in words:
+        assert word in str(info.value), (word, str(info.value))
+
+
 @pytest.mark.parametrize("name,mode,args,error,words", CALLS, ids=[c[0] for c in CALLS])
 def test_bad_call(name, mode, args, error, words, monkeypatch):
     layer, before = _trained(mode)
     refuse_kernels(monkeypatch)
-    with pytest.raises(error) as info:
-        layer(*args)
-    for word in words:
-        assert word in str(info.value), (word, str(info.value))
+    assert_refused(lambda: layer(*args), error, words)
     for n, p in layer.named_parameters():
         np.testing.assert_array_equal(p.numpy(), before[n][0])
         np.testing.assert_array_equal(p.grad.numpy(), before[n][1])
@@ -96,10 +101,7 @@ def test_bad_call(name, mode, args, error, words, monkeypatch):
 
 @pytest.mark.parametrize("name,make,error,words", CONSTRUCTORS, ids=[c[0] for c in CONSTRUCTORS])
 def test_bad_constructor(name, make, error, words):
-    with pytest.raises(error) as info:
-        make()
-    for word in words:
-        assert word in str(info.value), (word, str(info.value))
+    assert_refused(make, error, words)
 
 
 @pytest.mark.parametrize("name,make,args,error,words", BIDIRECTIONAL_CALLS,
@@ -108,10 +110,7 @@ def test_bad_call_of_other_layers_and_cells(name, make, args, error, words, monk
     module = make()
     before = {n: p.numpy() for n, p in module.named_parameters()}
     refuse_kernels(monkeypatch)
-    with pytest.raises(error) as info:
-        module(*args)
-    for word in words:
-        assert word in str(info.value), (word, str(info.value))
+    assert_refused(lambda: module(*args), error, words)
     for n, p in module.named_parameters():
         np.testing.assert_array_equal(p.numpy(), before[n])
 
