@@ -44,7 +44,7 @@ class Batching:
     """
 
     def __init__(self, lengths, steps, batch):
-        self.steps, self.batch = steps, batch
+        self.steps = steps
         if lengths is None:
             self.order = None
             self.batch_sizes = [batch] * steps
