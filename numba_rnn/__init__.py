@@ -1,12 +1,13 @@
 """numba_rnn: LSTM, GRU and Elman RNN layers for NVIDIA GPUs, with numba.cuda kernels and
 hand-derived backward passes, in PyTorch's image. See API.md for the contract."""
-from . import nn
+from . import nn, optim
 from .backend import backend_name
+from .checkpoint import load, save
 from .nn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .random import manual_seed
 from .tensor import Tensor, no_grad, tensor
 
 __version__ = "0.1.0"
 
-__all__ = ["Tensor", "tensor", "no_grad", "backend_name", "manual_seed", "nn", "LSTM", "GRU", "RNN",
-           "LSTMCell", "GRUCell", "RNNCell"]
+__all__ = ["Tensor", "tensor", "no_grad", "backend_name", "manual_seed", "nn", "optim",
+           "save", "load", "LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell"]

@@ -2,6 +2,9 @@
 draw from it, so that ``manual_seed`` makes a run reproducible."""
 import numpy as np
 
+from . import backend
+from .backend import xp
+
 _generator = np.random.default_rng()
 
 
@@ -16,6 +19,20 @@ def uniform(low, high, shape, dtype):
     return _generator.uniform(low, high, size=shape).astype(dtype)
 
 
+def normal(shape, dtype):
+    """A host array of N(0, 1) samples."""
+    return _generator.standard_normal(size=shape).astype(dtype)
+
+
 def rand(shape):
     """A host float64 array of U[0, 1) samples (dropout masks)."""
     return _generator.random(shape)
+
+
+def dropout_mask(shape, p, dtype, draw=None):
+    """A device mask of zeros with probability p, else 1/(1-p) (all zeros when p is 1);
+    ``draw(shape)`` gives the U[0, 1) samples (default: ``rand``)."""
+    if p >= 1.0:
+        return xp.zeros(shape, dtype=dtype)
+    keep = (draw or rand)(shape) >= p
+    return backend.to_device(keep.astype(dtype) / dtype.type(1.0 - p))

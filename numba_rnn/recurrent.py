@@ -28,6 +28,7 @@ import numpy as np
 
 from . import backend
 from .backend import launch, xp
+from .random import dropout_mask
 
 # One layer and direction's parameters; w_hr is None without a projection.
 LayerParams = namedtuple("LayerParams", ["w_ih", "w_hh", "b_ih", "b_hh", "w_hr"],
@@ -221,7 +222,7 @@ def stack_forward(cell, x, states0, layers, lengths=None, dropout=0.0, random=No
         inputs = outputs[0] if num_dirs == 1 else xp.concatenate(outputs, axis=2)
         mask = None
         if random is not None and dropout > 0.0 and k < len(layers) - 1:
-            mask = _dropout_mask(random, inputs.shape, dropout, inputs.dtype)
+            mask = dropout_mask(inputs.shape, dropout, inputs.dtype, draw=random)
             inputs = inputs * mask
         caches.append(layer_caches)
         masks.append(mask)
@@ -263,14 +264,6 @@ def stack_backward(cell, cache, layers, doutput, dstates_n):
         dinputs = dxs[0] if num_dirs == 1 else dxs[0] + dxs[1]
     return (batching.unsort(dinputs),
             tuple(batching.unsort(xp.stack(d)) for d in dstates0), grads)
-
-
-def _dropout_mask(random, shape, p, dtype):
-    """Zeros with probability p, else 1/(1-p) (all zeros when p is 1)."""
-    if p >= 1.0:
-        return xp.zeros(shape, dtype=dtype)
-    keep = random(shape) >= p
-    return backend.to_device(keep.astype(dtype) / dtype.type(1.0 - p))
 
 
 def _rows(a):

@@ -78,27 +78,36 @@ def named_leaves(layer, x, states):
     return leaves
 
 
-def finite_difference_check(layer, x, states, upstream, lengths=None, eps=1e-6):
-    """Central differences of the scalar loss for every element of the input, the states
-    and every parameter, against the gradients that backward() accumulates."""
-    loss_of(layer, x, states, upstream, lengths).backward()
+def gradcheck(loss_fn, leaves, eps=1e-6):
+    """Central differences of the scalar ``loss_fn()`` for every element of every leaf
+    in ``leaves`` (name -> float64 Tensor), against the gradients that backward()
+    accumulates; asserts the worst relative error is below the bound."""
+    loss_fn().backward()
     errors = {}
-    for name, leaf in named_leaves(layer, x, states).items():
+    for name, leaf in leaves.items():
         data = leaf.data
         numeric = np.zeros(data.shape)
         with nr.no_grad():
             for index in np.ndindex(data.shape):
                 original = data[index].item()
                 data[index] = original + eps
-                plus = loss_of(layer, x, states, upstream, lengths).item()
+                plus = loss_fn().item()
                 data[index] = original - eps
-                minus = loss_of(layer, x, states, upstream, lengths).item()
+                minus = loss_fn().item()
                 data[index] = original
                 numeric[index] = (plus - minus) / (2 * eps)
+        assert leaf.grad is not None, f"{name} got no gradient"
         errors[name] = relative_error(leaf.grad, numeric)
     worst = max(errors, key=errors.get)
     assert errors[worst] < GRADCHECK_MAX_RELATIVE_ERROR, (worst, errors)
     return errors
+
+
+def finite_difference_check(layer, x, states, upstream, lengths=None, eps=1e-6):
+    """gradcheck of a recurrent layer's loss for the input, the states and every
+    parameter."""
+    return gradcheck(lambda: loss_of(layer, x, states, upstream, lengths),
+                     named_leaves(layer, x, states), eps)
 
 
 def reference_results(layer, x, states, upstream, lengths=None):

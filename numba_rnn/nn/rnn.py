@@ -7,7 +7,6 @@ outputs are the output sequence and the final states. A cell is a one-step, one-
 of the same machinery.
 """
 import math
-import numbers
 
 import numpy as np
 
@@ -15,6 +14,7 @@ from .. import backend, random, recurrent
 from ..backend import xp
 from ..kernels import CELLS
 from ..tensor import Tensor, _to_storage, record_multi
+from .checks import check_bool, check_choice, check_dtype, check_int, check_probability
 from .module import Module, Parameter
 
 _STATE_NAMES = ("h_0", "c_0")
@@ -25,36 +25,10 @@ def _kind(name):
     return name.split("_l")[0]
 
 
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}: expected an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
-    return int(value)
-
-
-def _check_bool(name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name}: expected True or False, got {type(value).__name__} {value!r}")
-    return bool(value)
-
-
-def _check_dtype(dtype):
-    """The storage dtype: float32 (also for None, PyTorch's default) or float64."""
-    try:
-        resolved = np.dtype("float32" if dtype is None else dtype)
-    except TypeError:
-        resolved = None
-    if resolved not in backend.FLOAT_DTYPES:
-        raise TypeError(f"dtype: expected 'float32' or 'float64', got {dtype!r}")
-    return resolved
-
-
 def _check_mode(mode, nonlinearity):
     if mode != "rnn":
         return mode
-    if nonlinearity not in ("tanh", "relu"):
-        raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
+    check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
     return "rnn_" + nonlinearity
 
 
@@ -64,10 +38,10 @@ class _Recurrent(Module):
     def _init_common(self, mode, input_size, hidden_size, bias, dtype):
         self.mode = mode
         self._cell = CELLS[mode]
-        self.input_size = _check_int("input_size", input_size, 1)
-        self.hidden_size = _check_int("hidden_size", hidden_size, 1)
-        self.bias = _check_bool("bias", bias)
-        self.dtype = _check_dtype(dtype)
+        self.input_size = check_int("input_size", input_size, 1)
+        self.hidden_size = check_int("hidden_size", hidden_size, 1)
+        self.bias = check_bool("bias", bias)
+        self.dtype = check_dtype(dtype)
 
     def _make_parameters(self, suffix, layer_input, state_size, proj_size):
         """Registers one layer-direction's parameters, in PyTorch's order and
@@ -188,15 +162,11 @@ class RNNBase(_Recurrent):
         self._init_common(_check_mode(mode, nonlinearity), input_size, hidden_size, bias,
                           dtype)
         self.nonlinearity = nonlinearity if mode == "rnn" else None
-        self.num_layers = _check_int("num_layers", num_layers, 1)
-        self.batch_first = _check_bool("batch_first", batch_first)
-        self.bidirectional = _check_bool("bidirectional", bidirectional)
-        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real):
-            raise TypeError(f"dropout: expected a number in [0, 1], got {dropout!r}")
-        if not 0.0 <= dropout <= 1.0:
-            raise ValueError(f"dropout: expected a number in [0, 1], got {dropout}")
-        self.dropout = float(dropout)
-        self.proj_size = _check_int("proj_size", proj_size, 0)
+        self.num_layers = check_int("num_layers", num_layers, 1)
+        self.batch_first = check_bool("batch_first", batch_first)
+        self.bidirectional = check_bool("bidirectional", bidirectional)
+        self.dropout = check_probability("dropout", dropout)
+        self.proj_size = check_int("proj_size", proj_size, 0)
         if self.proj_size >= self.hidden_size:
             raise ValueError(
                 f"proj_size: expected a value smaller than hidden_size ({self.hidden_size}), "

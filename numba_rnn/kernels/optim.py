@@ -1,0 +1,87 @@
+"""Optimizer updates, one thread per parameter element, PyTorch's rules exactly
+(``torch.optim``'s single-tensor path), on flat (contiguous) views:
+
+SGD, with d = ±grad (- when maximizing) + weight_decay·p:
+    buf = d on the first step, else momentum·buf + (1 - dampening)·d
+    d   = d + momentum·buf (nesterov), or buf;       p = p - lr·d
+
+Adam / AdamW, with g = ±grad:
+    p = p·(1 - lr·wd) (AdamW), or g = g + wd·p (Adam)
+    m = m + (g - m)·(1 - β1)             (torch's lerp)
+    v = v·β2 + (1 - β2)·g²;   v̂ = max(v̂, v) with amsgrad
+    p = p - step_size · m / (sqrt(v or v̂) / sqrt(1 - β2^t) + eps),  step_size = lr / (1 - β1^t)
+
+Hyper-parameters arrive as scalars of the parameter's dtype, so float32 stays float32.
+Arrays that a variant does not use are 1-element placeholders (arguments never alias).
+"""
+import functools
+import math
+
+from ..backend import cuda
+
+
+@functools.lru_cache(maxsize=None)
+def sgd_kernel(dtype):
+    zero = dtype.type(0)
+
+    @cuda.jit
+    def sgd_step(param, grad, momentum_buffer, lr, momentum, one_minus_dampening,
+                 weight_decay, nesterov, maximize, first_step):
+        # param, grad, momentum_buffer (N,); flags are 0 or 1
+        i = cuda.grid(1)
+        if i >= param.shape[0]:
+            return
+        d = grad[i]
+        if maximize:
+            d = -d
+        if weight_decay != zero:
+            d = d + weight_decay * param[i]
+        if momentum != zero:
+            if first_step:
+                buf = d
+            else:
+                buf = momentum * momentum_buffer[i] + one_minus_dampening * d
+            momentum_buffer[i] = buf
+            if nesterov:
+                d = d + momentum * buf
+            else:
+                d = buf
+        param[i] = param[i] - lr * d
+
+    return sgd_step
+
+
+@functools.lru_cache(maxsize=None)
+def adam_kernel(dtype):
+    zero = dtype.type(0)
+
+    @cuda.jit
+    def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, weight_decay, decay,
+                  one_minus_beta1, beta2, one_minus_beta2, eps, step_size,
+                  bias_correction2_sqrt, amsgrad, maximize, decoupled):
+        # param, grad, exp_avg, exp_avg_sq (N,); max_exp_avg_sq (N,) with amsgrad;
+        # decay = 1 - lr·weight_decay (AdamW)
+        i = cuda.grid(1)
+        if i >= param.shape[0]:
+            return
+        g = grad[i]
+        if maximize:
+            g = -g
+        p = param[i]
+        if weight_decay != zero:
+            if decoupled:
+                p = p * decay
+            else:
+                g = g + weight_decay * p
+        m = exp_avg[i]
+        m = m + one_minus_beta1 * (g - m)
+        v = exp_avg_sq[i] * beta2 + one_minus_beta2 * g * g
+        exp_avg[i] = m
+        exp_avg_sq[i] = v
+        if amsgrad:
+            v = max(max_exp_avg_sq[i], v)
+            max_exp_avg_sq[i] = v
+        denom = math.sqrt(v) / bias_correction2_sqrt + eps
+        param[i] = p - step_size * (m / denom)
+
+    return adam_step

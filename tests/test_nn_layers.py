@@ -1,0 +1,249 @@
+"""Linear, Embedding, Dropout, activations, Sequential and the losses: forward values and
+gradients against PyTorch (same weights, same inputs), float64 finite differences, and
+bad input."""
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+
+import numba_rnn as nr
+from numba_rnn import backend
+from numba_rnn.nn import functional as F
+from numba_rnn.testing import assert_close
+from oracles import gradcheck, import_torch
+from test_bad_input import assert_refused
+
+DTYPES = ["float32", "float64"]
+
+
+def _torch_module(torch, ours, theirs):
+    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
+    return theirs
+
+
+def compare_with_torch(ours_fn, theirs_fn, float_inputs, dtype, rng, extra=()):
+    """Run ``ours_fn(*tensors, *extra)`` and ``theirs_fn(*torch tensors, *extra)`` on the
+    same float inputs; compare the outputs and, through a random weighting of the
+    output, the inputs' gradients. Returns our and PyTorch's inputs for more checks."""
+    torch = import_torch()
+    ours_in = [nr.tensor(a.astype(dtype), requires_grad=True) for a in float_inputs]
+    theirs_in = [torch.tensor(a.astype(dtype), requires_grad=True) for a in float_inputs]
+    ours_out = ours_fn(*ours_in, *extra)
+    theirs_out = theirs_fn(*theirs_in, *[torch.from_numpy(np.asarray(e)) for e in extra])
+    assert_close(ours_out, theirs_out, dtype, "output")
+    weight = rng.standard_normal(ours_out.shape).astype(dtype)
+    (ours_out * weight).sum().backward()
+    (theirs_out * torch.from_numpy(weight)).sum().backward()
+    for k, (a, b) in enumerate(zip(ours_in, theirs_in)):
+        assert_close(a.grad, b.grad, dtype, f"d input {k}")
+    return ours_in, theirs_in
+
+
+def module_cases(torch, dtype):
+    """(name, our module, the same PyTorch module, input shape)"""
+    nn, tnn = nr.nn, torch.nn
+    cases = [
+        ("linear", nn.Linear(4, 3, dtype=dtype), tnn.Linear(4, 3), (2, 5, 4)),
+        ("linear no bias", nn.Linear(4, 3, bias=False, dtype=dtype), tnn.Linear(4, 3, bias=False), (6, 4)),
+        ("linear 1-D", nn.Linear(4, 2, dtype=dtype), tnn.Linear(4, 2), (4,)),
+        ("sequential", nn.Sequential(nn.Linear(4, 5, dtype=dtype), nn.Tanh(), nn.Linear(5, 3, dtype=dtype),
+                                     nn.ReLU(), nn.Linear(3, 2, dtype=dtype), nn.Sigmoid()),
+         tnn.Sequential(tnn.Linear(4, 5), tnn.Tanh(), tnn.Linear(5, 3), tnn.ReLU(),
+                        tnn.Linear(3, 2), tnn.Sigmoid()), (3, 4)),
+    ]
+    return [(name, ours, theirs.to(getattr(torch, dtype)), shape)
+            for name, ours, theirs, shape in cases]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", range(4))
+def test_module_equals_pytorch(case, dtype, rng):
+    torch = import_torch()
+    name, ours, theirs, shape = module_cases(torch, dtype)[case]
+    theirs = _torch_module(torch, ours, theirs)
+    compare_with_torch(ours, theirs, [rng.standard_normal(shape)], dtype, rng)
+    for (n, p), (_, q) in zip(ours.named_parameters(), theirs.named_parameters()):
+        assert_close(p.grad, q.grad, dtype, n)
+
+
+@pytest.mark.parametrize("padding_idx", [None, 2, -1])
+def test_embedding_equals_pytorch(padding_idx, rng):
+    torch = import_torch()
+    ours = nr.nn.Embedding(6, 3, padding_idx=padding_idx)
+    theirs = _torch_module(torch, ours, torch.nn.Embedding(6, 3, padding_idx=padding_idx))
+    indices = np.array([[1, 2, 2], [5, 1, 0]])  # repeated rows accumulate
+    weight = rng.standard_normal((2, 3, 3)).astype("float32")
+    out = ours(indices)
+    expected = theirs(torch.from_numpy(indices))
+    assert_close(out, expected, "float32", "output")
+    (out * weight).sum().backward()
+    (expected * torch.from_numpy(weight)).sum().backward()
+    assert_close(ours.weight.grad, theirs.weight.grad, "float32", "d weight")
+    if padding_idx is not None:
+        assert np.all(ours.weight.numpy()[padding_idx] == 0)
+
+
+def test_embedding_gradient_by_hand():
+    """Without PyTorch: each looked-up row's gradient is the sum of the upstream rows."""
+    emb = nr.nn.Embedding(4, 2)
+    emb(np.array([3, 1, 3])).backward(np.array([[1, 2], [10, 20], [100, 200]], "float32"))
+    np.testing.assert_array_equal(emb.weight.grad.numpy(),
+                                  [[0, 0], [10, 20], [0, 0], [101, 202]])
+
+
+def test_linear_initialisation_bounds():
+    nr.manual_seed(0)
+    layer = nr.nn.Linear(25, 400)
+    for p in layer.parameters():
+        values = p.numpy()
+        assert np.abs(values).max() <= 0.2 and np.abs(values).max() > 0.19
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("shape", [(5, 4), (2, 4, 3), (4,)])
+def test_cross_entropy_equals_pytorch(shape, reduction, rng):
+    torch = import_torch()
+    classes = shape[0] if len(shape) == 1 else shape[1]
+    target_shape = () if len(shape) == 1 else (shape[0],) + shape[2:]
+    target = rng.integers(0, classes, size=target_shape)
+    if target.ndim:
+        target.ravel()[0] = -100  # one ignored entry
+    compare_with_torch(lambda x, t: F.cross_entropy(x, t, reduction=reduction),
+                       lambda x, t: torch.nn.functional.cross_entropy(x, t, reduction=reduction),
+                       [3 * rng.standard_normal(shape)], "float32", rng, extra=(target,))
+
+
+def test_cross_entropy_ignore_index_and_module(rng):
+    torch = import_torch()
+    target = np.array([0, 3, 3, 1])
+    loss = nr.nn.CrossEntropyLoss(ignore_index=3)
+    compare_with_torch(loss, torch.nn.CrossEntropyLoss(ignore_index=3),
+                       [rng.standard_normal((4, 5))], "float32", rng, extra=(target,))
+
+
+def test_cross_entropy_is_stable_for_huge_logits():
+    logits = nr.tensor(np.array([[1e4, 0.0, -1e4]], "float32"), requires_grad=True)
+    loss = F.cross_entropy(logits, np.array([1]))
+    loss.backward()
+    assert loss.item() == pytest.approx(1e4)
+    np.testing.assert_allclose(logits.grad.numpy(), [[1, -1, 0]], atol=1e-6)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_mse_loss_equals_pytorch(reduction, rng):
+    torch = import_torch()
+    compare_with_torch(nr.nn.MSELoss(reduction=reduction), torch.nn.MSELoss(reduction=reduction),
+                       [rng.standard_normal((3, 4)), rng.standard_normal((3, 4))], "float32", rng)
+
+
+def test_log_softmax_and_softmax_equal_pytorch(rng):
+    torch = import_torch()
+    x = [rng.standard_normal((3, 4, 2))]
+    compare_with_torch(lambda a: F.log_softmax(a, dim=1),
+                       lambda a: torch.nn.functional.log_softmax(a, dim=1), x, "float32", rng)
+    compare_with_torch(lambda a: F.softmax(a, dim=-1),
+                       lambda a: torch.nn.functional.softmax(a, dim=-1), x, "float32", rng)
+
+
+# ---------------------------------------------------- finite differences, float64
+def _leaves(module, **inputs):
+    return {**inputs, **dict(module.named_parameters())}
+
+
+def test_gradcheck_linear_and_sequential(rng):
+    x = nr.tensor(rng.standard_normal((2, 3, 4)), requires_grad=True)
+    model = nr.nn.Sequential(nr.nn.Linear(4, 5, dtype="float64"), nr.nn.Tanh(),
+                             nr.nn.Linear(5, 3, dtype="float64"), nr.nn.Sigmoid(),
+                             nr.nn.Linear(3, 2, dtype="float64"))
+    weight = rng.standard_normal((2, 3, 2))
+    gradcheck(lambda: (model(x) * weight).sum(), _leaves(model, input=x))
+
+
+def test_gradcheck_embedding(rng):
+    emb = nr.nn.Embedding(5, 3, dtype="float64")
+    indices = np.array([[0, 2, 2], [4, 1, 0]])
+    weight = rng.standard_normal((2, 3, 3))
+    gradcheck(lambda: (emb(indices) * weight).sum(), _leaves(emb))
+    padded = nr.nn.Embedding(5, 3, padding_idx=4, dtype="float64")
+    (padded(indices) * weight).sum().backward()
+    assert np.all(padded.weight.grad.numpy()[4] == 0)  # PyTorch's rule for the padding row
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_gradcheck_losses(reduction, rng):
+    logits = nr.tensor(rng.standard_normal((4, 3, 2)), requires_grad=True)
+    target = np.array([[0, 2], [1, -100], [2, 2], [0, 1]])
+    gradcheck(lambda: F.cross_entropy(logits, target, reduction=reduction), {"logits": logits})
+    x = nr.tensor(rng.standard_normal((3, 2)), requires_grad=True)
+    y = nr.tensor(rng.standard_normal((3, 2)), requires_grad=True)
+    gradcheck(lambda: F.mse_loss(x, y, reduction=reduction), {"input": x, "target": y})
+
+
+def test_gradcheck_softmax(rng):
+    x = nr.tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    weight = rng.standard_normal((3, 4))
+    gradcheck(lambda: (F.softmax(x, dim=1) * weight).sum(), {"input": x})
+
+
+# ------------------------------------------------------------------------ dropout
+def test_dropout_mask_scale_and_modes():
+    nr.manual_seed(3)
+    drop = nr.nn.Dropout(0.25)
+    x = nr.tensor(np.ones((200, 50), "float32"), requires_grad=True)
+    y = drop(x)
+    values = y.numpy()
+    assert set(np.unique(values)) <= {0.0, np.float32(1 / 0.75)}
+    assert abs((values == 0).mean() - 0.25) < 0.02
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), values)  # the same mask in backward
+    drop.eval()
+    np.testing.assert_array_equal(drop(x).numpy(), x.numpy())
+    assert np.all(nr.nn.Dropout(1.0)(x).numpy() == 0)
+    nr.manual_seed(3)
+    np.testing.assert_array_equal(nr.nn.Dropout(0.25)(x).numpy(), values)
+
+
+# ----------------------------------------------------------------------- modules
+def test_sequential_naming_indexing_and_state_dict():
+    model = nr.nn.Sequential(OrderedDict([("embed", nr.nn.Embedding(5, 3)),
+                                          ("head", nr.nn.Linear(3, 2))]))
+    assert [n for n, _ in model.named_parameters()] == ["embed.weight", "head.weight", "head.bias"]
+    assert isinstance(model[1], nr.nn.Linear) and len(model) == 2
+    assert len(model[:1]) == 1
+    plain = nr.nn.Sequential(nr.nn.Linear(2, 2), nr.nn.Linear(2, 1))
+    assert list(plain.state_dict()) == ["0.weight", "0.bias", "1.weight", "1.bias"]
+
+
+# --------------------------------------------------------------------- bad input
+BAD = [
+    ("linear in_features", lambda: nr.nn.Linear(0, 3), ValueError, ["in_features", "0"]),
+    ("linear dtype", lambda: nr.nn.Linear(2, 3, dtype="int32"), TypeError, ["dtype", "'int32'"]),
+    ("linear input size", lambda: nr.nn.Linear(4, 3)(np.zeros((2, 5), "float32")), ValueError, ["input", "(*, 4)", "(2, 5)"]),
+    ("linear input dtype", lambda: nr.nn.Linear(4, 3)(np.zeros((2, 4))), TypeError, ["input", "float32", "float64"]),
+    ("embedding float indices", lambda: nr.nn.Embedding(4, 2)(np.zeros(3)), TypeError, ["input", "integer", "float64"]),
+    ("embedding out of range", lambda: nr.nn.Embedding(4, 2)(np.array([1, 4])), ValueError, ["input", "[0, 4)", "4"]),
+    ("embedding padding_idx", lambda: nr.nn.Embedding(4, 2, padding_idx=4), ValueError, ["padding_idx", "4"]),
+    ("dropout p", lambda: nr.nn.Dropout(1.5), ValueError, ["p", "[0, 1]", "1.5"]),
+    ("reduction", lambda: nr.nn.MSELoss(reduction="avg"), ValueError, ["reduction", "'mean'", "'avg'"]),
+    ("mse shapes", lambda: F.mse_loss(np.zeros((2, 3), "float32"), np.zeros((3,), "float32")), ValueError, ["target", "(2, 3)", "(3,)"]),
+    ("mse dtypes", lambda: F.mse_loss(np.zeros(3, "float32"), np.zeros(3)), TypeError, ["target", "float32", "float64"]),
+    ("cross_entropy float target", lambda: F.cross_entropy(np.zeros((2, 3), "float32"), np.zeros(2, "float32")), TypeError, ["target", "integer", "float32"]),
+    ("cross_entropy target range", lambda: F.cross_entropy(np.zeros((2, 3), "float32"), np.array([0, 3])), ValueError, ["target", "[0, 3)", "3"]),
+    ("cross_entropy target shape", lambda: F.cross_entropy(np.zeros((2, 3), "float32"), np.array([0, 1, 2])), ValueError, ["target", "(2,)", "(3,)"]),
+    ("sequential member", lambda: nr.nn.Sequential(nr.nn.Linear(2, 2), "relu"), TypeError, ["Sequential", "str"]),
+]
+
+
+@pytest.mark.parametrize("name,call,error,words", BAD, ids=[b[0] for b in BAD])
+def test_bad_input(name, call, error, words):
+    assert_refused(call, error, words)
+
+
+def test_refused_loss_leaves_gradients_untouched(monkeypatch):
+    layer = nr.nn.Linear(3, 2)
+    layer(np.ones((1, 3), "float32")).sum().backward()
+    before = layer.weight.grad.numpy()
+    monkeypatch.setattr(backend, "launch", lambda *a: pytest.fail("a kernel ran"))
+    with pytest.raises(ValueError):
+        F.cross_entropy(layer(np.ones((1, 3), "float32")), np.array([5]))
+    np.testing.assert_array_equal(layer.weight.grad.numpy(), before)
