@@ -15,15 +15,19 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def load(name):
+    """Import examples/NAME.py as a module (with examples/ importable, as when run)."""
+    if str(EXAMPLES) not in sys.path:
+        sys.path.insert(0, str(EXAMPLES))
     spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def run_script(name):
+def run_script(name, *args):
+    """Run ``python examples/NAME.py ARGS`` in a subprocess; returns its standard output."""
     env = dict(os.environ, PYTHONPATH=str(EXAMPLES.parent))
-    done = subprocess.run([sys.executable, str(EXAMPLES / f"{name}.py")], env=env,
+    done = subprocess.run([sys.executable, str(EXAMPLES / f"{name}.py"), *args], env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     return done.stdout
