@@ -12,8 +12,8 @@ import time
 import numpy as np
 
 import numba_rnn as nr
-from numba_rnn import backend, reference
-from numba_rnn.testing import TOLERANCES, relative_error
+from numba_rnn import backend
+from numba_rnn.testing import TOLERANCES, reference_results, relative_error
 
 # (T, B, I, H, layers): small enough for the simulator, realistic on a GPU.
 SIZES = {"simulator": (5, 3, 4, 8, 2), "cuda": (100, 64, 512, 512, 2)}
@@ -36,24 +36,16 @@ def run_layer(layer_cls, steps, batch, inputs, hidden, layers, dtype, rng):
     backend.synchronize()
     elapsed = time.perf_counter() - start
 
-    params = [p.numpy() for p in layer.parameters()]
-    per_layer = [[params[4 * k: 4 * k + 4]] for k in range(layers)]
-    num_states = 2 if layer.mode == "lstm" else 1
-    zeros = tuple(np.zeros((layers, batch, hidden)) for _ in range(num_states))
-    ref_out, ref_states, caches = reference.stack_forward(layer.mode, x_host, zeros, per_layer)
-    ref_dx, _, ref_grads = reference.stack_backward(
-        layer.mode, np.ones_like(ref_out), tuple(np.zeros_like(s) for s in ref_states), caches)
-
     states_n = states_n if isinstance(states_n, tuple) else (states_n,)
+    upstream = [np.ones(output.shape)] + [np.zeros(s.shape) for s in states_n]
+    expected = reference_results(layer, x, None, upstream)
     errors = {
-        "output": relative_error(output, ref_out),
-        "final states": max(relative_error(a, b) for a, b in zip(states_n, ref_states)),
-        "d input": relative_error(x.grad, ref_dx),
-        "d parameters": max(
-            relative_error(p.grad, g)
-            for p, g in zip(layer.parameters(),
-                            (g for dirs in ref_grads for grads in dirs for g in grads))
-        ),
+        "output": relative_error(output, expected["output"]),
+        "final states": max(relative_error(s, expected[name + " final"])
+                            for s, name in zip(states_n, ("h_0", "c_0"))),
+        "d input": relative_error(x.grad, expected["input"]),
+        "d parameters": max(relative_error(p.grad, expected[name])
+                            for name, p in layer.named_parameters()),
     }
     return output.shape, elapsed, errors
 

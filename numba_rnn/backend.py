@@ -171,7 +171,7 @@ if _ON_GPU:
         stream = _streams.get(ptr)
         if stream is None:
             stream = _streams[ptr] = cuda.external_stream(ptr)
-        return stream
+        return ptr, stream
 
     def _kernel_arg(a):
         # sync=False: CuPy's arrays export their stream, and Numba would otherwise
@@ -180,10 +180,24 @@ if _ON_GPU:
             return cuda.as_cuda_array(a, sync=False)
         return a
 
+    def kernel_views(*arrays):
+        """Numba device views of CuPy arrays, made once and passed to many launches (a
+        time loop's arrays), so that no launch converts or synchronizes."""
+        return [_kernel_arg(a) for a in arrays]
+
+    _configured = {}
+
     def launch(kernel, n, *args):
-        """Launch ``kernel`` over ``n`` work items on CuPy's current stream."""
+        """Launch ``kernel`` over ``n`` work items on CuPy's current stream. Arguments
+        may be CuPy arrays, views from ``kernel_views``, or scalars; the launch
+        configuration (grid, block, stream) is built once per shape and reused."""
         blocks, threads = grid_1d(n)
-        kernel[blocks, threads, _numba_stream()](*[_kernel_arg(a) for a in args])
+        ptr, stream = _numba_stream()
+        key = (kernel, blocks, threads, ptr)
+        configured = _configured.get(key)
+        if configured is None:
+            configured = _configured[key] = kernel[blocks, threads, stream]
+        configured(*[_kernel_arg(a) for a in args])
 
 else:
 
@@ -191,6 +205,10 @@ else:
     def concurrently(n):
         """Yields ``n`` contexts for independent work (the simulator runs it in order)."""
         yield [contextlib.nullcontext() for _ in range(n)]
+
+    def kernel_views(*arrays):
+        """The arrays themselves: the simulator takes NumPy arrays as they are."""
+        return list(arrays)
 
     def launch(kernel, n, *args):
         """Launch ``kernel`` over ``n`` work items (simulator: runs it to completion)."""

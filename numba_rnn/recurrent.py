@@ -27,7 +27,7 @@ from collections import namedtuple
 import numpy as np
 
 from . import backend
-from .backend import launch, xp
+from .backend import kernel_views, launch, xp
 from .random import dropout_mask
 
 # One layer and direction's parameters; w_hr is None without a projection.
@@ -115,10 +115,12 @@ def layer_forward(cell, x, states0, params, batching):
     saved = xp.empty((steps, batch, cell.saved_width * hidden), dtype=x.dtype)
     gh = xp.empty((batch, cell.num_gates * hidden), dtype=x.dtype)
     w_hh_t = params.w_hh.T
+    # Everything the loop touches exists before it starts: no allocation per step, and
+    # the kernel's device views are made once (backend.kernel_views).
+    views = kernel_views(gx, gh, params.b_hh, *kernel_seqs, saved)
     for t, active in enumerate(batching.batch_sizes):
         xp.matmul(h_seq[t, :active], w_hh_t, out=gh[:active])
-        launch(forward_step, active * hidden, t, active, gx, gh, params.b_hh, *kernel_seqs,
-               saved)
+        launch(forward_step, active * hidden, t, active, *views)
         if m_seq is not None:
             xp.matmul(m_seq[t + 1, :active], params.w_hr.T, out=h_seq[t + 1, :active])
 
@@ -158,11 +160,13 @@ def layer_backward(cell, cache, params, doutput, dfinals, batching):
         dgates = (dgx,)
     dh_carry = carry[0]
     if m_seq is None:
+        dh_recurrent = xp.empty_like(dh_carry)  # dgh[t]·W_hh, before it joins the carry
+        views = kernel_views(doutput, *state_seqs, saved, *carry, *dgates)
         for t in range(len(batching.batch_sizes) - 1, -1, -1):
             active = batching.batch_sizes[t]
-            launch(backward_step, active * hidden, t, active, doutput, *state_seqs, saved,
-                   *carry, *dgates)
-            dh_carry[:active] += dgh[t, :active] @ params.w_hh
+            launch(backward_step, active * hidden, t, active, *views)
+            xp.matmul(dgh[t, :active], params.w_hh, out=dh_recurrent[:active])
+            xp.add(dh_carry[:active], dh_recurrent[:active], out=dh_carry[:active])
     else:
         # h_t = m_t·W_hrᵀ: the kernel takes the gradient of m_t (as its dy, with a zero
         # carry of its own), and d(h_t) for all t gives dW_hr in one GEMM afterwards.
@@ -170,12 +174,12 @@ def layer_backward(cell, cache, params, doutput, dfinals, batching):
         dm_seq = xp.zeros((steps, batch, hidden), dtype=x.dtype)
         kernel_carry = [xp.zeros((batch, hidden), dtype=x.dtype)] + carry[1:]
         kernel_seqs = [m_seq] + list(state_seqs[1:])
+        views = kernel_views(dm_seq, *kernel_seqs, saved, *kernel_carry, *dgates)
         for t in range(len(batching.batch_sizes) - 1, -1, -1):
             active = batching.batch_sizes[t]
             xp.add(doutput[t, :active], dh_carry[:active], out=dh_seq[t, :active])
             xp.matmul(dh_seq[t, :active], params.w_hr, out=dm_seq[t, :active])
-            launch(backward_step, active * hidden, t, active, dm_seq, *kernel_seqs, saved,
-                   *kernel_carry, *dgates)
+            launch(backward_step, active * hidden, t, active, *views)
             xp.matmul(dgh[t, :active], params.w_hh, out=dh_carry[:active])
 
     dgx_rows, dgh_rows = _rows(dgx), _rows(dgh)

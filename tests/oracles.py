@@ -5,11 +5,9 @@ import numpy as np
 import pytest
 
 import numba_rnn as nr
-from numba_rnn import reference
-from numba_rnn.testing import GRADCHECK_MAX_RELATIVE_ERROR, assert_close, relative_error, to_numpy
+from numba_rnn.testing import GRADCHECK_MAX_RELATIVE_ERROR, assert_close, num_states, relative_error
 
 LAYERS = {"lstm": nr.LSTM, "gru": nr.GRU, "rnn_tanh": nr.RNN, "rnn_relu": nr.RNN}
-KINDS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
 
 
 def import_torch():
@@ -18,10 +16,6 @@ def import_torch():
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     return torch
-
-
-def num_states(mode):
-    return 2 if mode == "lstm" else 1
 
 
 def build_layer(mode, inputs, hidden, num_layers, dtype, **options):
@@ -108,61 +102,6 @@ def finite_difference_check(layer, x, states, upstream, lengths=None, eps=1e-6):
     parameter."""
     return gradcheck(lambda: loss_of(layer, x, states, upstream, lengths),
                      named_leaves(layer, x, states), eps)
-
-
-def reference_results(layer, x, states, upstream, lengths=None):
-    """The NumPy reference's output, final states and every gradient, in float64, for the
-    same problem."""
-    mode, batch_first = layer.mode, layer.batch_first
-    x_np = to_numpy(x).astype(np.float64)
-    unbatched = x_np.ndim == 2
-
-    def to_tm(a):
-        a = a[:, None] if unbatched else a
-        return np.swapaxes(a, 0, 1) if batch_first and not unbatched else a
-
-    def from_tm(a):
-        a = np.swapaxes(a, 0, 1) if batch_first and not unbatched else a
-        return a[:, 0] if unbatched else a
-
-    def state_tm(a):
-        return a[:, None] if unbatched else a
-
-    x_tm = to_tm(x_np)
-    dirs = 2 if layer.bidirectional else 1
-    sizes = [layer.proj_size or layer.hidden_size, layer.hidden_size]
-    if states is None:
-        states0 = tuple(np.zeros((layer.num_layers * dirs, x_tm.shape[1], size))
-                        for size in sizes[: num_states(mode)])
-    else:
-        states0 = tuple(state_tm(to_numpy(s).astype(np.float64)) for s in states)
-    named = dict(layer.named_parameters())
-    layers, names = [], []
-    for k in range(layer.num_layers):
-        directions, direction_names = [], []
-        for d in range(dirs):
-            suffix = f"_l{k}" + ("_reverse" if d else "")
-            values = [named[kind + suffix].numpy().astype(np.float64)
-                      if kind + suffix in named else None for kind in KINDS]
-            if values[2] is None:
-                values[2] = values[3] = np.zeros(values[0].shape[0])
-            directions.append(tuple(values))
-            direction_names.append([kind + suffix for kind in KINDS])
-        layers.append(directions)
-        names.append(direction_names)
-    out, finals, caches = reference.stack_forward(mode, x_tm, states0, layers, lengths=lengths)
-    dx, dstates0, grads = reference.stack_backward(
-        mode, to_tm(upstream[0].astype(np.float64)),
-        [state_tm(u.astype(np.float64)) for u in upstream[1:]], caches)
-    result = {"output": from_tm(out), "input": from_tm(dx)}
-    for name, final, dstate in zip(("h_0", "c_0"), finals, dstates0):
-        result[name + " final"] = final[:, 0] if unbatched else final
-        if states is not None:
-            result[name] = dstate[:, 0] if unbatched else dstate
-    for direction_names, grad_dirs in zip(names, grads):
-        for kinds, layer_grads in zip(direction_names, grad_dirs):
-            result.update(zip(kinds, layer_grads))
-    return result
 
 
 def assert_matches(expected, layer, x, states, upstream, lengths=None):

@@ -6,7 +6,8 @@ import pytest
 from numba_rnn import recurrent, reference
 from numba_rnn.kernels import CELLS
 from numba_rnn.testing import assert_close
-from oracles import assert_matches, make_problem, reference_results
+from numba_rnn.testing import reference_results
+from oracles import assert_matches, make_problem
 
 # (T, B, I, H, layers): odd hidden sizes, batch 1, one step, a hidden size past one warp.
 SHAPES = [(3, 2, 3, 5, 1), (1, 1, 2, 3, 1), (2, 1, 4, 7, 2), (2, 3, 3, 33, 2)]

@@ -8,9 +8,8 @@ import pytest
 
 import numba_rnn as nr
 from numba_rnn import backend
-from numba_rnn.testing import assert_close
-from oracles import (assert_matches, build_layer, import_torch, make_problem,
-                     reference_results)
+from numba_rnn.testing import assert_close, reference_results
+from oracles import assert_matches, build_layer, import_torch, make_problem
 
 # The option matrix: cell × bias × batch_first × bidirectional × layers × proj_size ×
 # lengths (none, or unsorted with ties) × dtype. The simulator runs a fixed sample of it
