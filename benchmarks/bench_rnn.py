@@ -1,0 +1,467 @@
+"""numba_rnn against cuDNN (torch.nn.LSTM / GRU on the GPU), as ../shared/BENCHMARKS.md
+prescribes: the same work, in one process, on one GPU.
+
+    python benchmarks/bench_rnn.py [--cells lstm,gru] [--sets small,large,deepbench,stack]
+                                   [--modes inference,training] [--quick] [--out DIR]
+                                   [--repeats N] [--warmup N] [--soak N]
+
+For every case, before anything is timed, numba_rnn's output, final states and (training)
+every gradient are checked against PyTorch's on the case's own random weights and input;
+a case that fails is reported and not timed. Then each implementation is timed with CUDA
+events after warm-up: numba_rnn, cuDNN in float32 with TF32 off (the comparison), and
+cuDNN with PyTorch's default (TF32 allowed in cuDNN) as a second column. Peak device
+memory of a training step is read for both. Writes DIR/results.json (one record per case,
+mode and implementation, plus the environment), DIR/results.md (the ratio table, with
+each case's floor) and DIR/ratio.png (ratio against batch size), and prints the table.
+
+The floor of a case is a lower bound from datasheet peaks: per step and per layer and
+direction, the longer of reading W_hh from HBM and its GEMM at the float32 rate (twice
+in training: forward and backward), plus the input-side GEMMs over all steps at the
+float32 rate (three times in training: forward, dx and dW). Barrier and launch costs are
+left out, so no implementation can reach it.
+
+Without a GPU the script runs a correctness run in the simulator instead: each selected
+case scaled down to T=3, B=2, I=H=4 (same cell, layers and directions), checked against
+the NumPy reference (and PyTorch on the CPU where importable). It says so, and records no
+times: the simulator's speed means nothing.
+"""
+import argparse
+import json
+import os
+import sys
+from collections import namedtuple
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import numba_rnn as nr  # noqa: E402
+from numba_rnn.testing import TOLERANCES, reference_results, relative_error  # noqa: E402
+
+from common import ON_GPU, DeviceMemory, datasheet, environment, percentiles, time_cuda  # noqa: E402
+
+Case = namedtuple("Case", "set cell T B I H layers directions")
+
+SETS = {
+    "small": [Case("small", c, 100, b, h, h, 1, 1)
+              for c in ("lstm", "gru") for b in (1, 8, 32) for h in (256, 512, 1024)],
+    "large": [Case("large", c, 100, b, h, h, 1, 1)
+              for c in ("lstm", "gru") for b in (64, 256) for h in (512, 1024)],
+    "deepbench": [Case("deepbench", "lstm", 25, 64, 512, 512, 1, 1),
+                  Case("deepbench", "lstm", 25, 64, 1024, 1024, 1, 1),
+                  Case("deepbench", "lstm", 150, 16, 256, 256, 1, 1)],
+    "stack": [Case("stack", "lstm", 100, 64, 512, 512, 2, 2)],
+}
+MODES = ("inference", "training")
+GATES = {"lstm": 4, "gru": 3}
+LAYERS = {"lstm": nr.LSTM, "gru": nr.GRU}
+SIMULATOR_SIZE = dict(T=3, B=2, I=4, H=4)
+# Growth a soak run may show: none in CuPy's pool on a GPU. In the simulator the "device"
+# is the Python heap, where the simulator's thread bookkeeping (threading's registry of
+# threads) grows its tables by a few KiB whatever the number of steps.
+SOAK_ALLOWANCE = 0 if ON_GPU else 16 * 1024
+
+
+def parse(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--cells", default="lstm,gru")
+    p.add_argument("--sets", default="small,large,deepbench,stack")
+    p.add_argument("--modes", default="inference,training")
+    p.add_argument("--quick", action="store_true",
+                   help="the first and last case of each set and cell, 20 repeats")
+    p.add_argument("--out", default="benchmarks/results/latest")
+    p.add_argument("--repeats", type=int, default=None, help="timed repeats (default 50; 20 with --quick)")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--soak", type=int, default=0, metavar="N",
+                   help="also repeat one training step N times and report device memory")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    args.cells = _choices("--cells", args.cells, GATES)
+    args.sets = _choices("--sets", args.sets, SETS)
+    args.modes = _choices("--modes", args.modes, MODES)
+    if args.repeats is None:
+        args.repeats = 20 if args.quick else 50
+    if args.repeats < 20:
+        p.error(f"--repeats: BENCHMARKS.md asks for at least 20, got {args.repeats}")
+    return args
+
+
+def _choices(option, text, allowed):
+    chosen = [c.strip() for c in text.split(",") if c.strip()]
+    unknown = [c for c in chosen if c not in allowed]
+    if unknown or not chosen:
+        raise SystemExit(f"{option}: expected a comma-separated subset of "
+                         f"{','.join(allowed)}, got {text!r}")
+    return chosen
+
+
+def select_cases(args):
+    cases = []
+    for name in args.sets:
+        for cell in args.cells:
+            group = [c for c in SETS[name] if c.cell == cell]
+            if args.quick and len(group) > 2:
+                group = [group[0], group[-1]]
+            cases += group
+    return cases
+
+
+def floor_ms(case, mode, spec):
+    """The case's lower bound in ms from datasheet peaks (see the module's docstring)."""
+    if spec is None:
+        return None
+    bandwidth, flops, _ = spec
+    g, d = GATES[case.cell], case.directions
+    per_step = max(d * g * case.H * case.H * 4 / bandwidth,
+                   d * 2 * case.B * g * case.H * case.H / flops)
+    input_flops = sum(2 * case.T * case.B * (case.I if k == 0 else d * case.H) * g * case.H * d
+                      for k in range(case.layers))
+    recurrent, inputs = (2, 3) if mode == "training" else (1, 1)
+    return 1e3 * (recurrent * case.T * case.layers * per_step + inputs * input_flops / flops)
+
+
+# ------------------------------------------------------------------- the two sides
+class Ours:
+    def __init__(self, case, rng):
+        self.layer = LAYERS[case.cell](case.I, case.H, num_layers=case.layers,
+                                       bidirectional=case.directions == 2)
+        self.x_host = rng.standard_normal((case.T, case.B, case.I)).astype("float32")
+        self.x = nr.tensor(self.x_host, requires_grad=True)
+
+    def inference(self):
+        with nr.no_grad():
+            return self.layer(self.x)
+
+    def clear(self):
+        self.x.grad = None
+        self.layer.zero_grad()
+
+    def training(self):
+        self.clear()
+        output, finals = self.layer(self.x)
+        output.sum().backward()
+        return output, finals
+
+    def results(self, mode):
+        return collect(self, mode)
+
+
+class Theirs:
+    """The same layer in PyTorch, on the GPU (cuDNN) or, in the simulator, on the CPU."""
+
+    def __init__(self, torch, ours, case):
+        self.torch = torch
+        device = "cuda" if ON_GPU else "cpu"
+        cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[case.cell]
+        self.layer = cls(case.I, case.H, num_layers=case.layers,
+                         bidirectional=case.directions == 2).to(device)
+        self.layer.load_state_dict({k: torch.from_numpy(v)
+                                    for k, v in ours.layer.state_dict().items()})
+        self.x = torch.tensor(ours.x_host, device=device, requires_grad=True)
+
+    def inference(self):
+        with self.torch.no_grad():
+            return self.layer(self.x)
+
+    def clear(self):
+        self.x.grad = None
+        self.layer.zero_grad(set_to_none=True)
+
+    def training(self):
+        self.clear()
+        output, finals = self.layer(self.x)
+        output.sum().backward()
+        return output, finals
+
+    def results(self, mode):
+        return collect(self, mode)
+
+
+def collect(side, mode):
+    """What one side computes in ``mode``: output and final states, and in training the
+    gradients of the input and of every parameter (loss = output.sum())."""
+    output, finals = getattr(side, mode)()
+    finals = finals if isinstance(finals, tuple) else (finals,)
+    values = dict(zip(("output", "h_n", "c_n"), (output, *finals)))
+    if mode == "training":
+        values["input"] = side.x.grad
+        values.update((n, p.grad) for n, p in side.layer.named_parameters())
+    return values
+
+
+def compare(ours, expected):
+    """(worst relative error, max absolute error) over every tensor of ``ours``."""
+    worst, max_abs = 0.0, 0.0
+    for name, value in ours.items():
+        a = np.asarray(nr.testing.to_numpy(value), dtype=np.float64)
+        b = np.asarray(nr.testing.to_numpy(expected[name]), dtype=np.float64)
+        worst = max(worst, relative_error(a, b))
+        max_abs = max(max_abs, float(np.max(np.abs(a - b))))
+    return worst, max_abs
+
+
+def reference_of(ours):
+    """The NumPy reference's values for our layer's problem (loss = output.sum())."""
+    layer = ours.layer
+    num = 2 if layer.mode == "lstm" else 1
+    dirs = 2 if layer.bidirectional else 1
+    out_shape = ours.x_host.shape[:2] + (dirs * layer.hidden_size,)
+    state_shape = (layer.num_layers * dirs, ours.x_host.shape[1], layer.hidden_size)
+    upstream = [np.ones(out_shape)] + [np.zeros(state_shape)] * num
+    expected = reference_results(layer, ours.x_host, None, upstream)
+    result = {"output": expected["output"], "h_n": expected["h_0 final"],
+              "input": expected["input"]}
+    if num == 2:
+        result["c_n"] = expected["c_0 final"]
+    result.update((n, expected[n]) for n, _ in layer.named_parameters())
+    return result
+
+
+def import_torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    return torch
+
+
+def progress(items, disable):
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return items
+    return tqdm(items, desc="cases", disable=disable, leave=False)
+
+
+def record(case, mode, implementation, **fields):
+    base = {"set": case.set, "cell": case.cell, "T": case.T, "B": case.B, "I": case.I,
+            "H": case.H, "layers": case.layers, "directions": case.directions,
+            "dtype": "float32", "mode": mode, "implementation": implementation,
+            "median_ms": None, "p10_ms": None, "p90_ms": None, "repeats": 0,
+            "peak_bytes": None, "max_abs_err": None}
+    base.update(fields)
+    return base
+
+
+# ----------------------------------------------------------------------- runs
+def run_gpu(args, cases, torch, env):
+    spec = datasheet(env["device"])
+    env["datasheet"] = None if spec is None else {
+        "entry": spec[2], "hbm_bytes_per_s": spec[0], "fp32_flops": spec[1]}
+    memory = DeviceMemory()
+    records = []
+    rng = np.random.default_rng(0)
+    for case in progress(cases, args.no_progress):
+        nr.manual_seed(0)
+        ours = Ours(case, rng)
+        theirs = Theirs(torch, ours, case)
+        rtol = TOLERANCES[np.dtype("float32")][0]
+        for mode in args.modes:
+            floor = floor_ms(case, mode, spec)
+            worst, max_abs = compare(ours.results(mode), theirs.results(mode))
+            if worst > rtol:
+                records.append(record(case, mode, "numba_rnn", max_abs_err=max_abs,
+                                      error=f"relative error {worst:.2e} > {rtol:.0e}: not timed",
+                                      floor_ms=floor))
+                continue
+            ours_peak = theirs_peak = None
+            if mode == "training":  # from no gradients held to all of them computed
+                ours.clear()
+                ours_peak = memory.peak_of(ours.training)
+                theirs.clear()
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+                before = torch.cuda.memory_allocated()
+                theirs.training()
+                torch.cuda.synchronize()
+                theirs_peak = int(torch.cuda.max_memory_allocated() - before)
+            fn = getattr(ours, mode)
+            records.append(record(case, mode, "numba_rnn", max_abs_err=max_abs,
+                                  peak_bytes=ours_peak, floor_ms=floor,
+                                  **percentiles(time_cuda(fn, args.repeats, args.warmup))))
+            fn = getattr(theirs, mode)
+            records.append(record(case, mode, "cudnn", peak_bytes=theirs_peak, floor_ms=floor,
+                                  **percentiles(time_cuda(fn, args.repeats, args.warmup, "torch"))))
+            torch.backends.cudnn.allow_tf32 = True  # PyTorch's default
+            records.append(record(case, mode, "cudnn_tf32_default", floor_ms=floor,
+                                  **percentiles(time_cuda(fn, args.repeats, args.warmup, "torch"))))
+            torch.backends.cudnn.allow_tf32 = False
+        del ours, theirs
+    return records
+
+
+def run_simulator(args, cases, torch):
+    records = []
+    rng = np.random.default_rng(0)
+    size = SIMULATOR_SIZE
+    for case in progress(cases, args.no_progress):
+        small = case._replace(T=size["T"], B=size["B"], I=size["I"], H=size["H"])
+        nr.manual_seed(0)
+        ours = Ours(small, rng)
+        theirs = None if torch is None else Theirs(torch, ours, small)
+        expected = reference_of(ours)
+        rtol = TOLERANCES[np.dtype("float32")][0]
+        for mode in args.modes:
+            values = ours.results(mode)
+            worst, max_abs = compare(values, expected)
+            fields = {"reference_relative_error": worst, "max_abs_err": max_abs,
+                      "scaled_from": dict(T=case.T, B=case.B, I=case.I, H=case.H)}
+            if theirs is not None:
+                fields["torch_cpu_relative_error"] = compare(values, theirs.results(mode))[0]
+            passed = max(worst, fields.get("torch_cpu_relative_error", 0.0)) <= rtol
+            records.append(record(small, mode, "numba_rnn", passed=passed, **fields))
+    return records
+
+
+def soak(args, case, memory):
+    """Repeat one training step; device memory in use at the start and the end."""
+    if not ON_GPU:
+        case = case._replace(**SIMULATOR_SIZE)
+    nr.manual_seed(0)
+    ours = Ours(case, np.random.default_rng(0))
+    ours.training()  # gradients exist from here on, as in a training loop
+    start = memory.used()
+    samples = []
+    for k in range(args.soak):
+        ours.training()
+        if (k + 1) % max(1, args.soak // 10) == 0:
+            samples.append(memory.used())
+    end = memory.used()
+    return {"case": case._asdict(), "steps": args.soak, "start_bytes": start, "end_bytes": end,
+            "growth_bytes": end - start, "samples_bytes": samples,
+            "memory": "CuPy pool used_bytes" if ON_GPU else "Python heap (tracemalloc)",
+            "allowed_growth_bytes": SOAK_ALLOWANCE,
+            "passed": end - start <= SOAK_ALLOWANCE}
+
+
+# -------------------------------------------------------------------- reports
+def ratio_table(records, env):
+    by_key = {}
+    for r in records:
+        key = (r["set"], r["cell"], r["T"], r["B"], r["H"], r["layers"], r["directions"], r["mode"])
+        by_key.setdefault(key, {})[r["implementation"]] = r
+    lines = [f"GPU: {env['device']}; numba {env['numba']}, numba-cuda {env['numba-cuda']}, "
+             f"CuPy {env.get('cupy')}, PyTorch {env.get('torch')}, cuDNN {env.get('cudnn')}, "
+             f"driver {env.get('cuda_driver')}, runtime {env.get('cuda_runtime')}; {env['date']}",
+             "",
+             "| set | cell | T | B | I=H | L×D | mode | numba_rnn ms (p10–p90) | cuDNN ms | "
+             "ratio | cuDNN TF32 ms | floor ms | peak MiB ours / cuDNN |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for key, impls in by_key.items():
+        s, cell, t, b, h, layers, dirs, mode = key
+        ours, cudnn, tf32 = impls.get("numba_rnn"), impls.get("cudnn"), impls.get("cudnn_tf32_default")
+        floor = ours.get("floor_ms")
+        floor_text = "n/a" if floor is None else f"{floor:.3f}"
+        if ours.get("median_ms") is None:
+            lines.append(f"| {s} | {cell} | {t} | {b} | {h} | {layers}×{dirs} | {mode} | "
+                         f"{ours.get('error', 'not timed')} | | | | {floor_text} | |")
+            continue
+        ratio = ours["median_ms"] / cudnn["median_ms"]
+        peak = ""
+        if ours.get("peak_bytes") is not None:
+            peak = f"{ours['peak_bytes'] / 2**20:.1f} / {cudnn['peak_bytes'] / 2**20:.1f}"
+        lines.append(
+            f"| {s} | {cell} | {t} | {b} | {h} | {layers}×{dirs} | {mode} | "
+            f"{ours['median_ms']:.3f} ({ours['p10_ms']:.3f}–{ours['p90_ms']:.3f}) | "
+            f"{cudnn['median_ms']:.3f} | **{ratio:.2f}** | {tf32['median_ms']:.3f} | "
+            f"{floor_text} | {peak} |")
+    return "\n".join(lines) + "\n"
+
+
+def simulator_table(records):
+    lines = ["**Correctness run in Numba's CUDA simulator: no timings, no speed claims.** "
+             f"Each case scaled down to T={SIMULATOR_SIZE['T']}, B={SIMULATOR_SIZE['B']}, "
+             f"I=H={SIMULATOR_SIZE['H']}; errors are max|ours - oracle| / max|oracle| over "
+             "the output, final states and every gradient.", "",
+             "| set | cell | scaled from T, B, I=H | L×D | mode | vs NumPy reference | "
+             "vs PyTorch (CPU) | passed |", "|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        s = r["scaled_from"]
+        torch_err = r.get("torch_cpu_relative_error")
+        lines.append(f"| {r['set']} | {r['cell']} | {s['T']}, {s['B']}, {s['H']} | "
+                     f"{r['layers']}×{r['directions']} | {r['mode']} | "
+                     f"{r['reference_relative_error']:.1e} | "
+                     f"{'not installed' if torch_err is None else f'{torch_err:.1e}'} | "
+                     f"{'yes' if r['passed'] else 'NO'} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_ratios(records, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    lines = {}
+    cudnn = {(r["set"], r["cell"], r["T"], r["B"], r["H"], r["layers"], r["directions"],
+              r["mode"]): r for r in records if r["implementation"] == "cudnn"}
+    for r in records:
+        key = (r["set"], r["cell"], r["T"], r["B"], r["H"], r["layers"], r["directions"], r["mode"])
+        if r["implementation"] != "numba_rnn" or r["median_ms"] is None or key not in cudnn:
+            continue
+        label = f"{r['cell']} H={r['H']} T={r['T']} L×D={r['layers']}×{r['directions']} {r['mode']}"
+        lines.setdefault(label, []).append((r["B"], r["median_ms"] / cudnn[key]["median_ms"]))
+    if not lines:
+        return None
+    fig, ax = plt.subplots(figsize=(9, 5))
+    for label, points in sorted(lines.items()):
+        points.sort()
+        ax.plot([p[0] for p in points], [p[1] for p in points], "o-", label=label)
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("numba_rnn time / cuDNN time (below 1: faster)")
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def main(argv=None):
+    args = parse(argv)
+    cases = select_cases(args)
+    torch = import_torch()
+    env = environment()
+    os.makedirs(args.out, exist_ok=True)
+    if ON_GPU:
+        if torch is None or not torch.cuda.is_available():
+            raise SystemExit("bench_rnn: on a GPU the comparison needs PyTorch with CUDA")
+        print(f"timing {len(cases)} cases × {len(args.modes)} modes on {env['device']}")
+        records = run_gpu(args, cases, torch, env)
+        table = ratio_table(records, env)
+        kind = "gpu benchmark"
+    else:
+        print("bench_rnn: no GPU, so this is a CORRECTNESS RUN in Numba's CUDA simulator "
+              "against the NumPy reference" + (" and PyTorch on the CPU" if torch else "")
+              + ": no timings, no speed claims.")
+        records = run_simulator(args, cases, torch)
+        table = simulator_table(records)
+        kind = "simulator correctness run (no timings)"
+    result = {"kind": kind, "environment": env, "records": records}
+    if args.soak:
+        result["soak"] = soak(args, cases[0], DeviceMemory())
+        s = result["soak"]
+        print(f"soak: {s['steps']} training steps, {s['memory']}: {s['start_bytes']} bytes at "
+              f"the start, {s['end_bytes']} at the end (growth {s['growth_bytes']}, allowed "
+              f"{s['allowed_growth_bytes']}): {'no growth' if s['passed'] else 'GREW'}")
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    with open(os.path.join(args.out, "results.md"), "w") as f:
+        f.write(table)
+    print(table)
+    plot = plot_ratios(records, os.path.join(args.out, "ratio.png")) if ON_GPU else None
+    print(f"wrote {args.out}/results.json, results.md"
+          + (", ratio.png" if plot else " (no ratio.png: " +
+             ("no timings in the simulator" if not ON_GPU else "matplotlib not installed") + ")"))
+    failed = [r for r in records if r.get("error") or r.get("passed") is False]
+    if args.soak and not result["soak"]["passed"]:
+        return 1
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""The benchmark scripts: the simulator's correctness run end to end (fields of
+BENCHMARKS.md, the soak, the exit status when a check fails), the case sets, the floors
+and the ratio table. Timings themselves only come from a GPU run."""
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from numba_rnn import backend
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+FIELDS = {"cell", "T", "B", "I", "H", "layers", "directions", "dtype", "mode",
+          "implementation", "median_ms", "p10_ms", "p90_ms", "peak_bytes", "max_abs_err"}
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("bench_rnn", BENCHMARKS / "bench_rnn.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run(script, *args):
+    done = subprocess.run([sys.executable, str(BENCHMARKS / script), *args],
+                          capture_output=True, text=True, timeout=600,
+                          cwd=BENCHMARKS.parent)
+    return done.returncode, done.stdout
+
+
+@pytest.mark.skipif(backend.backend_name() != "simulator", reason="the simulator's run")
+def test_correctness_run_in_the_simulator(tmp_path):
+    code, out = run("bench_rnn.py", "--sets", "small,stack", "--quick", "--soak", "5",
+                    "--no-progress", "--out", str(tmp_path))
+    assert code == 0, out
+    assert "CORRECTNESS RUN" in out and "no speed claims" in out
+    result = json.loads((tmp_path / "results.json").read_text())
+    assert result["kind"].startswith("simulator correctness run")
+    records = result["records"]
+    assert len(records) == (4 + 1) * 2  # small: 2 cells × first and last; stack; 2 modes
+    for r in records:
+        assert FIELDS <= set(r), FIELDS - set(r)
+        assert r["median_ms"] is None and r["passed"] is True
+        assert r["reference_relative_error"] < 1e-4
+    assert {(r["layers"], r["directions"]) for r in records} == {(1, 1), (2, 2)}
+    assert result["soak"]["passed"] and result["soak"]["steps"] == 5
+    assert (tmp_path / "results.md").read_text().startswith("**Correctness run")
+    for key in ("numba", "numba-cuda", "numpy", "device", "date"):
+        assert result["environment"][key]
+
+
+@pytest.mark.skipif(backend.backend_name() != "simulator", reason="the simulator's run")
+def test_a_failed_check_fails_the_run(tmp_path, monkeypatch):
+    bench = load_bench()
+    real = bench.reference_of
+
+    def wrong(ours):
+        expected = real(ours)
+        expected["output"] = expected["output"] + 1e-2
+        return expected
+
+    monkeypatch.setattr(bench, "reference_of", wrong)
+    assert bench.main(["--sets", "stack", "--modes", "inference", "--no-progress",
+                       "--out", str(tmp_path)]) == 1
+    record, = json.loads((tmp_path / "results.json").read_text())["records"]
+    assert record["passed"] is False
+
+
+def test_case_sets_follow_benchmarks_md():
+    bench = load_bench()
+    args = bench.parse([])
+    cases = bench.select_cases(args)
+    assert len(cases) == 18 + 8 + 3 + 1
+    assert {(c.T, c.B, c.H) for c in cases if c.set == "deepbench"} == {
+        (25, 64, 512), (25, 64, 1024), (150, 16, 256)}
+    small = [c for c in cases if c.set == "small"]
+    assert {c.B for c in small} == {1, 8, 32} and {c.H for c in small} == {256, 512, 1024}
+    assert all(c.I == c.H for c in cases)
+    stack, = [c for c in cases if c.set == "stack"]
+    assert (stack.layers, stack.directions, stack.B) == (2, 2, 64)
+    quick = bench.select_cases(bench.parse(["--quick", "--cells", "gru"]))
+    assert [(c.set, c.B, c.H) for c in quick] == [("small", 1, 256), ("small", 32, 1024),
+                                                  ("large", 64, 512), ("large", 256, 1024)]
+    assert bench.parse(["--quick"]).repeats == 20 and args.repeats == 50
+
+
+@pytest.mark.parametrize("argv", [["--sets", "huge"], ["--cells", "lstm,rnn"], ["--repeats", "5"]])
+def test_bad_options_are_refused(argv):
+    bench = load_bench()
+    with pytest.raises(SystemExit):
+        bench.parse(argv)
+
+
+def test_floor_by_hand():
+    bench = load_bench()
+    spec = (2e12, 50e12, "test GPU")  # 2 TB/s, 50 TFLOP/s
+    case = bench.Case("small", "lstm", 100, 1, 256, 256, 1, 1)
+    # B=1: reading W_hh (4·256·256·4 bytes = 1 MiB) takes 0.524 µs, more than its GEMM
+    w_hh = 4 * 256 * 256 * 4 / 2e12
+    inputs = 2 * 100 * 1 * 256 * 4 * 256 / 50e12
+    assert bench.floor_ms(case, "inference", spec) == pytest.approx(1e3 * (100 * w_hh + inputs))
+    assert bench.floor_ms(case, "training", spec) == pytest.approx(1e3 * (200 * w_hh + 3 * inputs))
+    big = case._replace(B=256)  # B=256: the GEMM (2·256·4·256² FLOP) outlasts the read
+    gemm = 2 * 256 * 4 * 256 * 256 / 50e12
+    assert bench.floor_ms(big, "inference", spec) == pytest.approx(
+        1e3 * (100 * gemm + 256 * inputs))
+    assert bench.floor_ms(case, "training", None) is None
+
+
+def test_ratio_table_divides_ours_by_cudnn():
+    bench = load_bench()
+    case = bench.Case("large", "gru", 100, 64, 512, 512, 1, 1)
+    records = [bench.record(case, "training", "numba_rnn", median_ms=3.0, p10_ms=2.9,
+                            p90_ms=3.2, peak_bytes=2 * 2**20, floor_ms=0.5),
+               bench.record(case, "training", "cudnn", median_ms=2.0, p10_ms=1.9, p90_ms=2.1,
+                            peak_bytes=2**20, floor_ms=0.5),
+               bench.record(case, "training", "cudnn_tf32_default", median_ms=1.5,
+                            p10_ms=1.4, p90_ms=1.6, floor_ms=0.5)]
+    env = {"device": "test", "numba": "x", "numba-cuda": "y", "date": "today"}
+    table = bench.ratio_table(records, env)
+    row = table.strip().splitlines()[-1]
+    assert "| large | gru | 100 | 64 | 512 | 1×1 | training | 3.000 (2.900–3.200) | 2.000 | " \
+           "**1.50** | 1.500 | 0.500 | 2.0 / 1.0 |" == row
+
+
+def test_launch_overhead_needs_a_gpu():
+    code, out = run("launch_overhead.py")
+    assert code == 0
+    if backend.backend_name() == "simulator":
+        assert "no GPU" in out and "nothing measured" in out
+
+
+def test_percentiles():
+    bench_common = importlib.util.spec_from_file_location("common", BENCHMARKS / "common.py")
+    module = importlib.util.module_from_spec(bench_common)
+    bench_common.loader.exec_module(module)
+    summary = module.percentiles(np.arange(1, 22))
+    assert summary == {"median_ms": 11.0, "p10_ms": 3.0, "p90_ms": 19.0, "repeats": 21}
