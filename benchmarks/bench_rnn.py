@@ -35,6 +35,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numba_rnn as nr  # noqa: E402
+from numba_rnn import recurrent  # noqa: E402
 from numba_rnn.testing import TOLERANCES, reference_results, relative_error  # noqa: E402
 
 from common import ON_GPU, DeviceMemory, datasheet, environment, percentiles, time_cuda  # noqa: E402
@@ -71,6 +72,8 @@ def parse(argv):
     p.add_argument("--out", default="benchmarks/results/latest")
     p.add_argument("--repeats", type=int, default=None, help="timed repeats (default 50; 20 with --quick)")
     p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--path", default="auto", choices=("auto",) + recurrent.PATHS,
+                   help="force numba_rnn's kernel path (default: its automatic choice)")
     p.add_argument("--soak", type=int, default=0, metavar="N",
                    help="also repeat one training step N times and report device memory")
     p.add_argument("--no-progress", action="store_true")
@@ -279,6 +282,7 @@ def run_gpu(args, cases, torch, env):
             fn = getattr(ours, mode)
             records.append(record(case, mode, "numba_rnn", max_abs_err=max_abs,
                                   peak_bytes=ours_peak, floor_ms=floor,
+                                  path=ours.layer.last_paths[0][0],
                                   **percentiles(time_cuda(fn, args.repeats, args.warmup))))
             fn = getattr(theirs, mode)
             records.append(record(case, mode, "cudnn", peak_bytes=theirs_peak, floor_ms=floor,
@@ -310,7 +314,8 @@ def run_simulator(args, cases, torch):
             if theirs is not None:
                 fields["torch_cpu_relative_error"] = compare(values, theirs.results(mode))[0]
             passed = max(worst, fields.get("torch_cpu_relative_error", 0.0)) <= rtol
-            records.append(record(small, mode, "numba_rnn", passed=passed, **fields))
+            records.append(record(small, mode, "numba_rnn", passed=passed,
+                                  path=ours.layer.last_paths[0][0], **fields))
     return records
 
 
@@ -345,16 +350,16 @@ def ratio_table(records, env):
              f"CuPy {env.get('cupy')}, PyTorch {env.get('torch')}, cuDNN {env.get('cudnn')}, "
              f"driver {env.get('cuda_driver')}, runtime {env.get('cuda_runtime')}; {env['date']}",
              "",
-             "| set | cell | T | B | I=H | L×D | mode | numba_rnn ms (p10–p90) | cuDNN ms | "
-             "ratio | cuDNN TF32 ms | floor ms | peak MiB ours / cuDNN |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| set | cell | T | B | I=H | L×D | mode | path | numba_rnn ms (p10–p90) | "
+             "cuDNN ms | ratio | cuDNN TF32 ms | floor ms | peak MiB ours / cuDNN |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for key, impls in by_key.items():
         s, cell, t, b, h, layers, dirs, mode = key
         ours, cudnn, tf32 = impls.get("numba_rnn"), impls.get("cudnn"), impls.get("cudnn_tf32_default")
         floor = ours.get("floor_ms")
         floor_text = "n/a" if floor is None else f"{floor:.3f}"
         if ours.get("median_ms") is None:
-            lines.append(f"| {s} | {cell} | {t} | {b} | {h} | {layers}×{dirs} | {mode} | "
+            lines.append(f"| {s} | {cell} | {t} | {b} | {h} | {layers}×{dirs} | {mode} | | "
                          f"{ours.get('error', 'not timed')} | | | | {floor_text} | |")
             continue
         ratio = ours["median_ms"] / cudnn["median_ms"]
@@ -362,7 +367,7 @@ def ratio_table(records, env):
         if ours.get("peak_bytes") is not None:
             peak = f"{ours['peak_bytes'] / 2**20:.1f} / {cudnn['peak_bytes'] / 2**20:.1f}"
         lines.append(
-            f"| {s} | {cell} | {t} | {b} | {h} | {layers}×{dirs} | {mode} | "
+            f"| {s} | {cell} | {t} | {b} | {h} | {layers}×{dirs} | {mode} | {ours.get('path')} | "
             f"{ours['median_ms']:.3f} ({ours['p10_ms']:.3f}–{ours['p90_ms']:.3f}) | "
             f"{cudnn['median_ms']:.3f} | **{ratio:.2f}** | {tf32['median_ms']:.3f} | "
             f"{floor_text} | {peak} |")
@@ -374,13 +379,13 @@ def simulator_table(records):
              f"Each case scaled down to T={SIMULATOR_SIZE['T']}, B={SIMULATOR_SIZE['B']}, "
              f"I=H={SIMULATOR_SIZE['H']}; errors are max|ours - oracle| / max|oracle| over "
              "the output, final states and every gradient.", "",
-             "| set | cell | scaled from T, B, I=H | L×D | mode | vs NumPy reference | "
-             "vs PyTorch (CPU) | passed |", "|---|---|---|---|---|---|---|---|"]
+             "| set | cell | scaled from T, B, I=H | L×D | mode | path | vs NumPy reference | "
+             "vs PyTorch (CPU) | passed |", "|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         s = r["scaled_from"]
         torch_err = r.get("torch_cpu_relative_error")
         lines.append(f"| {r['set']} | {r['cell']} | {s['T']}, {s['B']}, {s['H']} | "
-                     f"{r['layers']}×{r['directions']} | {r['mode']} | "
+                     f"{r['layers']}×{r['directions']} | {r['mode']} | {r['path']} | "
                      f"{r['reference_relative_error']:.1e} | "
                      f"{'not installed' if torch_err is None else f'{torch_err:.1e}'} | "
                      f"{'yes' if r['passed'] else 'NO'} |")
@@ -431,17 +436,19 @@ def main(argv=None):
         if torch is None or not torch.cuda.is_available():
             raise SystemExit("bench_rnn: on a GPU the comparison needs PyTorch with CUDA")
         print(f"timing {len(cases)} cases × {len(args.modes)} modes on {env['device']}")
-        records = run_gpu(args, cases, torch, env)
+        with recurrent.force_path(None if args.path == "auto" else args.path):
+            records = run_gpu(args, cases, torch, env)
         table = ratio_table(records, env)
         kind = "gpu benchmark"
     else:
         print("bench_rnn: no GPU, so this is a CORRECTNESS RUN in Numba's CUDA simulator "
               "against the NumPy reference" + (" and PyTorch on the CPU" if torch else "")
               + ": no timings, no speed claims.")
-        records = run_simulator(args, cases, torch)
+        with recurrent.force_path(None if args.path == "auto" else args.path):
+            records = run_simulator(args, cases, torch)
         table = simulator_table(records)
         kind = "simulator correctness run (no timings)"
-    result = {"kind": kind, "environment": env, "records": records}
+    result = {"kind": kind, "path": args.path, "environment": env, "records": records}
     if args.soak:
         result["soak"] = soak(args, cases[0], DeviceMemory())
         s = result["soak"]

@@ -31,6 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numba_rnn as nr  # noqa: E402
 from numba_rnn import backend, recurrent  # noqa: E402
 from numba_rnn.kernels import CELLS  # noqa: E402
+from numba_rnn.kernels.steps import step_kernels  # noqa: E402
 
 from common import ON_GPU, environment  # noqa: E402
 
@@ -101,7 +102,7 @@ def main(argv=None):
     layer = nr.LSTM(H, H)
     params = layer._layer_params(layer._layer_names[0][0])
     cell = CELLS["lstm"]
-    forward_step, _ = cell.kernels(np.dtype(np.float32))
+    forward_step = step_kernels(cell, np.float32).forward
     x = cupy.random.standard_normal((T, B, H), dtype=np.float32)
     gx = cupy.random.standard_normal((T, B, 4 * H), dtype=np.float32)
     gh = cupy.empty((B, 4 * H), dtype=np.float32)
@@ -147,7 +148,8 @@ def main(argv=None):
     states0 = [cupy.zeros((B, H), dtype=np.float32)] * 2
 
     def loop():
-        recurrent.layer_forward(cell, x, states0, params, batching)
+        with recurrent.force_path("plain"):  # the GEMM-plus-gate-kernel design
+            recurrent.layer_forward(cell, x, states0, params, batching)
 
     for _ in range(3):
         loop()

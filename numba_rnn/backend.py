@@ -135,6 +135,24 @@ def synchronize():
 _THREADS = 256 if _ON_GPU else 32
 
 
+#: Dynamic shared memory a block may use without an opt-in (48 KiB on every CUDA GPU).
+SHARED_BYTES_PER_BLOCK = 48 * 1024
+
+
+def cooperative_blocks():
+    """How many blocks of a persistent kernel (256 threads, up to SHARED_BYTES_PER_BLOCK)
+    are surely co-resident: one per SM on a GPU, which stays within the driver's
+    max_cooperative_grid_blocks; one in the simulator, whose grid barrier only
+    synchronizes a single block."""
+    if not _ON_GPU:
+        return 1
+    return cuda.get_current_device().MULTIPROCESSOR_COUNT
+
+
+def threads_per_block():
+    return _THREADS
+
+
 def grid_1d(n):
     """(blocks, threads) covering ``n`` work items, one thread each."""
     threads = _THREADS if n >= _THREADS else max(1, n)
@@ -187,17 +205,20 @@ if _ON_GPU:
 
     _configured = {}
 
-    def launch(kernel, n, *args):
-        """Launch ``kernel`` over ``n`` work items on CuPy's current stream. Arguments
-        may be CuPy arrays, views from ``kernel_views``, or scalars; the launch
-        configuration (grid, block, stream) is built once per shape and reused."""
-        blocks, threads = grid_1d(n)
+    def launch_grid(kernel, blocks, threads, shared_bytes, *args):
+        """Launch ``kernel`` on ``blocks`` × ``threads`` with ``shared_bytes`` of dynamic
+        shared memory on CuPy's current stream. Arguments may be CuPy arrays, views from
+        ``kernel_views``, or scalars; the launch configuration is built once and reused."""
         ptr, stream = _numba_stream()
-        key = (kernel, blocks, threads, ptr)
+        key = (kernel, blocks, threads, shared_bytes, ptr)
         configured = _configured.get(key)
         if configured is None:
-            configured = _configured[key] = kernel[blocks, threads, stream]
+            configured = _configured[key] = kernel[blocks, threads, stream, shared_bytes]
         configured(*[_kernel_arg(a) for a in args])
+
+    def launch(kernel, n, *args):
+        """Launch ``kernel`` over ``n`` work items, one thread each."""
+        launch_grid(kernel, *grid_1d(n), 0, *args)
 
 else:
 
@@ -210,7 +231,11 @@ else:
         """The arrays themselves: the simulator takes NumPy arrays as they are."""
         return list(arrays)
 
+    def launch_grid(kernel, blocks, threads, shared_bytes, *args):
+        """Launch ``kernel`` on ``blocks`` × ``threads`` with ``shared_bytes`` of dynamic
+        shared memory (simulator: runs it to completion)."""
+        kernel[blocks, threads, 0, shared_bytes](*args)
+
     def launch(kernel, n, *args):
-        """Launch ``kernel`` over ``n`` work items (simulator: runs it to completion)."""
-        blocks, threads = grid_1d(n)
-        kernel[blocks, threads](*args)
+        """Launch ``kernel`` over ``n`` work items, one thread each."""
+        launch_grid(kernel, *grid_1d(n), 0, *args)

@@ -22,12 +22,14 @@ that the sequences still running at step t are the first ``batch_sizes[t]`` rows
 step then works on those rows only, and finished sequences cost nothing. The reverse
 direction runs the same loop on each sequence reversed within its own length.
 """
+import contextlib
 from collections import namedtuple
 
 import numpy as np
 
 from . import backend
-from .backend import kernel_views, launch, xp
+from .backend import kernel_views, launch, launch_grid, xp
+from .kernels.steps import step_kernels
 from .random import dropout_mask
 
 # One layer and direction's parameters; w_hr is None without a projection.
@@ -35,7 +37,7 @@ LayerParams = namedtuple("LayerParams", ["w_ih", "w_hh", "b_ih", "b_hh", "w_hr"]
                          defaults=[None])
 
 # What one layer and direction's forward keeps for its backward.
-LayerCache = namedtuple("LayerCache", ["x", "state_seqs", "m_seq", "saved"])
+LayerCache = namedtuple("LayerCache", ["x", "state_seqs", "m_seq", "saved", "path"])
 
 
 class Batching:
@@ -46,6 +48,7 @@ class Batching:
 
     def __init__(self, lengths, steps, batch):
         self.steps = steps
+        self._device_sizes = None
         if lengths is None:
             self.order = None
             self.batch_sizes = [batch] * steps
@@ -64,6 +67,12 @@ class Batching:
         self._reverse_rows = xp.asarray(
             np.where(t < sorted_lengths[None, :], sorted_lengths[None, :] - 1 - t, t))
         self._columns = xp.asarray(np.arange(batch)[None, :])
+
+    def device_batch_sizes(self):
+        """The active rows per step as a device int32 array (persistent kernels)."""
+        if self._device_sizes is None:
+            self._device_sizes = xp.asarray(np.array(self.batch_sizes, dtype=np.int32))
+        return self._device_sizes
 
     def sort(self, a):
         """Batch (axis 1) into length order; no copy without lengths."""
@@ -86,6 +95,83 @@ class Batching:
         return seq[self._last, self._columns[0]]
 
 
+# ------------------------------------------------------------------ the paths
+#: How a layer runs its steps (kernels/steps.py): cuBLAS GEMM plus a gate kernel each
+#: step; one fused kernel each step; one persistent kernel for the whole sequence.
+PATHS = ("plain", "fused", "persistent")
+
+#: Whether the fused and persistent kernels have passed the test suite on a GPU. Until
+#: they have, the automatic choice stays on the plain path there (a forced path still
+#: runs them); the simulator always chooses the plain path, its fastest.
+FUSED_VALIDATED_ON_GPU = False
+
+# Automatic choice on a GPU (initial thresholds, to be tuned with bench_rnn.py): the
+# persistent kernel up to this batch size when W_hh fits on chip, else the fused kernel up
+# to its own bound, else cuBLAS.
+PERSISTENT_MAX_BATCH = 32
+FUSED_MAX_BATCH = 8
+
+_forced_path = None
+
+
+@contextlib.contextmanager
+def force_path(path):
+    """Within this context every layer runs ``path`` ("plain", "fused", "persistent"),
+    or the automatic choice for None; a layer the path cannot run raises ValueError."""
+    global _forced_path
+    if path is not None and path not in PATHS:
+        raise ValueError(f"path: expected one of {', '.join(PATHS)} or None, got {path!r}")
+    previous, _forced_path = _forced_path, path
+    try:
+        yield
+    finally:
+        _forced_path = previous
+
+
+def persistent_plan(cell, hidden, dtype):
+    """(units per block, blocks, shared bytes) for the persistent kernels, or None when
+    the G·H² weights do not fit in the co-resident blocks' shared memory."""
+    per_unit = cell.num_gates * hidden * np.dtype(dtype).itemsize
+    blocks = min(backend.cooperative_blocks(), hidden)
+    units = -(-hidden // blocks)
+    if units * per_unit > backend.SHARED_BYTES_PER_BLOCK:
+        return None
+    return units, -(-hidden // units), units * per_unit
+
+
+def choose_path(cell, batch, hidden, dtype, projection, on_gpu=None, validated=None):
+    """The path a layer-direction runs: the forced one (checked), or the automatic
+    choice by problem size and what fits on chip."""
+    on_gpu = backend.backend_name() == "cuda" if on_gpu is None else on_gpu
+    validated = FUSED_VALIDATED_ON_GPU if validated is None else validated
+    if _forced_path is not None:
+        if _forced_path != "plain" and projection:
+            raise ValueError(f"path: {_forced_path!r} cannot run an LSTM with proj_size; "
+                             "only 'plain' can")
+        if _forced_path == "persistent" and persistent_plan(cell, hidden, dtype) is None:
+            raise ValueError(f"path: 'persistent' needs W_hh ({cell.num_gates}·{hidden}² "
+                             f"values of {np.dtype(dtype)}) to fit in the shared memory of "
+                             f"{backend.cooperative_blocks()} co-resident blocks")
+        return _forced_path
+    if projection or not on_gpu or not validated:
+        return "plain"
+    if batch <= PERSISTENT_MAX_BATCH and persistent_plan(cell, hidden, dtype) is not None:
+        return "persistent"
+    return "fused" if batch <= FUSED_MAX_BATCH else "plain"
+
+
+def _persistent_threads(units, batch):
+    """Threads per block of a persistent kernel: one per (row, unit) pair of the block,
+    up to the backend's block size."""
+    return min(backend.threads_per_block(), units * batch)
+
+
+def _placeholders(cell, dtype):
+    """1-element stand-ins for the arguments a cell does not use: c_seq, dc_carry, dgh."""
+    return xp.zeros((1, 1, 1), dtype), xp.zeros((1, 1), dtype), xp.zeros((1, 1, 1), dtype)
+
+
+# ------------------------------------------------------------- one layer-direction
 def layer_forward(cell, x, states0, params, batching):
     """Run one layer in one direction over a sorted batch.
 
@@ -95,7 +181,8 @@ def layer_forward(cell, x, states0, params, batching):
     """
     steps, batch, _ = x.shape
     hidden = params.w_hh.shape[0] // cell.num_gates
-    forward_step, _ = cell.kernels(x.dtype)
+    kernels = step_kernels(cell, x.dtype)
+    path = choose_path(cell, batch, hidden, x.dtype, params.w_hr is not None)
 
     gx = _rows(x) @ params.w_ih.T
     gx += params.b_ih
@@ -108,36 +195,47 @@ def layer_forward(cell, x, states0, params, batching):
         state_seqs.append(seq)
     h_seq = state_seqs[0]
     m_seq = None
-    kernel_seqs = state_seqs
+    kernel_h = h_seq
     if params.w_hr is not None:  # the kernel writes m_t; h_t = m_t·W_hrᵀ
-        m_seq = xp.zeros((steps + 1, batch, hidden), dtype=x.dtype)
-        kernel_seqs = [m_seq] + state_seqs[1:]
+        m_seq = kernel_h = xp.zeros((steps + 1, batch, hidden), dtype=x.dtype)
+    c_seq = state_seqs[1] if cell.num_states > 1 else _placeholders(cell, x.dtype)[0]
     saved = xp.empty((steps, batch, cell.saved_width * hidden), dtype=x.dtype)
-    gh = xp.empty((batch, cell.num_gates * hidden), dtype=x.dtype)
-    w_hh_t = params.w_hh.T
     # Everything the loop touches exists before it starts: no allocation per step, and
-    # the kernel's device views are made once (backend.kernel_views).
-    views = kernel_views(gx, gh, params.b_hh, *kernel_seqs, saved)
-    for t, active in enumerate(batching.batch_sizes):
-        xp.matmul(h_seq[t, :active], w_hh_t, out=gh[:active])
-        launch(forward_step, active * hidden, t, active, *views)
-        if m_seq is not None:
-            xp.matmul(m_seq[t + 1, :active], params.w_hr.T, out=h_seq[t + 1, :active])
+    # the kernels' device views are made once (backend.kernel_views).
+    if path == "plain":
+        gh = xp.empty((batch, cell.num_gates * hidden), dtype=x.dtype)
+        w_hh_t = params.w_hh.T
+        views = kernel_views(gx, gh, params.b_hh, kernel_h, c_seq, saved)
+        for t, active in enumerate(batching.batch_sizes):
+            xp.matmul(h_seq[t, :active], w_hh_t, out=gh[:active])
+            launch(kernels.forward, active * hidden, t, active, *views)
+            if m_seq is not None:
+                xp.matmul(m_seq[t + 1, :active], params.w_hr.T, out=h_seq[t + 1, :active])
+    elif path == "fused":
+        views = kernel_views(gx, xp.ascontiguousarray(params.w_hh.T), params.b_hh, h_seq,
+                             c_seq, saved)
+        for t, active in enumerate(batching.batch_sizes):
+            launch(kernels.fused_forward, active * hidden, t, active, *views)
+    else:
+        units, blocks, shared = persistent_plan(cell, hidden, x.dtype)
+        launch_grid(kernels.persistent_forward, blocks, _persistent_threads(units, batch),
+                    shared, batching.device_batch_sizes(), gx, xp.ascontiguousarray(params.w_hh.T),
+                    params.b_hh, h_seq, c_seq, saved, units)
 
     finals = tuple(batching.finals(seq) for seq in state_seqs)
-    return h_seq[1:], finals, LayerCache(x, tuple(state_seqs), m_seq, saved)
+    return h_seq[1:], finals, LayerCache(x, tuple(state_seqs), m_seq, saved, path)
 
 
 def layer_backward(cell, cache, params, doutput, dfinals, batching):
-    """Backpropagate through one layer in one direction.
+    """Backpropagate through one layer in one direction, on the forward's path.
 
     doutput (T,B,P) or None; dfinals: one array (B,H) or None per state.
     Returns (dx (T,B,I), dstates0 tuple, LayerParams of gradients).
     """
-    x, state_seqs, m_seq, saved = cache
+    x, state_seqs, m_seq, saved, path = cache
     steps, batch, _ = x.shape
     hidden = params.w_hh.shape[0] // cell.num_gates
-    _, backward_step = cell.kernels(x.dtype)
+    kernels = step_kernels(cell, x.dtype)
 
     h_seq = state_seqs[0]
     if doutput is None:
@@ -148,39 +246,54 @@ def layer_backward(cell, cache, params, doutput, dfinals, batching):
         xp.zeros(seq.shape[1:], dtype=x.dtype) if d is None else xp.array(d, dtype=x.dtype)
         for seq, d in zip(state_seqs, dfinals)
     ]
+    unused_c, unused_dc, unused_dgh = _placeholders(cell, x.dtype)
+    c_seq = state_seqs[1] if cell.num_states > 1 else unused_c
     width = cell.num_gates * hidden
     # Zeros: the rows of finished sequences must add nothing to the weight gradients.
     dgx = xp.zeros((steps, batch, width), dtype=x.dtype)
     # Kernel arguments never alias (the simulator copies each argument in and out).
-    if cell.dgh_differs:
-        dgh = xp.zeros_like(dgx)
-        dgates = (dgx, dgh)
-    else:
-        dgh = dgx
-        dgates = (dgx,)
+    dgh = xp.zeros_like(dgx) if cell.dgh_differs else dgx
+    kernel_dgh = dgh if cell.dgh_differs else unused_dgh
     dh_carry = carry[0]
-    if m_seq is None:
-        dh_recurrent = xp.empty_like(dh_carry)  # dgh[t]·W_hh, before it joins the carry
-        views = kernel_views(doutput, *state_seqs, saved, *carry, *dgates)
-        for t in range(len(batching.batch_sizes) - 1, -1, -1):
-            active = batching.batch_sizes[t]
-            launch(backward_step, active * hidden, t, active, *views)
-            xp.matmul(dgh[t, :active], params.w_hh, out=dh_recurrent[:active])
-            xp.add(dh_carry[:active], dh_recurrent[:active], out=dh_carry[:active])
-    else:
+    dc_carry = carry[1] if cell.num_states > 1 else unused_dc
+    sizes = batching.batch_sizes
+    if m_seq is not None:
         # h_t = m_t·W_hrᵀ: the kernel takes the gradient of m_t (as its dy, with a zero
         # carry of its own), and d(h_t) for all t gives dW_hr in one GEMM afterwards.
         dh_seq = xp.zeros(doutput.shape, dtype=x.dtype)
         dm_seq = xp.zeros((steps, batch, hidden), dtype=x.dtype)
-        kernel_carry = [xp.zeros((batch, hidden), dtype=x.dtype)] + carry[1:]
-        kernel_seqs = [m_seq] + list(state_seqs[1:])
-        views = kernel_views(dm_seq, *kernel_seqs, saved, *kernel_carry, *dgates)
-        for t in range(len(batching.batch_sizes) - 1, -1, -1):
-            active = batching.batch_sizes[t]
+        dm_carry = xp.zeros((batch, hidden), dtype=x.dtype)
+        views = kernel_views(dm_seq, m_seq, c_seq, saved, dm_carry, dc_carry, dgx, kernel_dgh)
+        for t in range(len(sizes) - 1, -1, -1):
+            active = sizes[t]
             xp.add(doutput[t, :active], dh_carry[:active], out=dh_seq[t, :active])
             xp.matmul(dh_seq[t, :active], params.w_hr, out=dm_seq[t, :active])
-            launch(backward_step, active * hidden, t, active, *views)
+            launch(kernels.backward, active * hidden, t, active, *views)
             xp.matmul(dgh[t, :active], params.w_hh, out=dh_carry[:active])
+    elif path == "plain":
+        dh_recurrent = xp.empty_like(dh_carry)  # dgh[t]·W_hh, before it joins the carry
+        views = kernel_views(doutput, h_seq, c_seq, saved, dh_carry, dc_carry, dgx, kernel_dgh)
+        for t in range(len(sizes) - 1, -1, -1):
+            active = sizes[t]
+            launch(kernels.backward, active * hidden, t, active, *views)
+            xp.matmul(dgh[t, :active], params.w_hh, out=dh_recurrent[:active])
+            xp.add(dh_carry[:active], dh_recurrent[:active], out=dh_carry[:active])
+    else:
+        # Each step's launch adds dgates[t+1]·W_hh itself; dgates[0]·W_hh, the
+        # gradient of h_0 through W_hh, is left for one GEMM after the loop.
+        if path == "fused":
+            views = kernel_views(doutput, params.w_hh, h_seq, c_seq, saved, dh_carry,
+                                 dc_carry, dgx, kernel_dgh)
+            for t in range(len(sizes) - 1, -1, -1):
+                next_batch = sizes[t + 1] if t + 1 < len(sizes) else 0
+                launch(kernels.fused_backward, sizes[t] * hidden, t, sizes[t], next_batch,
+                       *views)
+        else:
+            units, blocks, shared = persistent_plan(cell, hidden, x.dtype)
+            launch_grid(kernels.persistent_backward, blocks, _persistent_threads(units, batch),
+                        shared, batching.device_batch_sizes(), doutput, params.w_hh, h_seq,
+                        c_seq, saved, dh_carry, dc_carry, dgx, kernel_dgh, units)
+        dh_carry[:sizes[0]] += dgh[0, :sizes[0]] @ params.w_hh
 
     dgx_rows, dgh_rows = _rows(dgx), _rows(dgh)
     dx = (dgx_rows @ params.w_ih).reshape(x.shape)

@@ -72,6 +72,7 @@ def refuse_kernels(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a kernel ran before the input was checked")
     monkeypatch.setattr(recurrent, "launch", refuse)
+    monkeypatch.setattr(recurrent, "launch_grid", refuse)
 
 
 def _trained(mode):

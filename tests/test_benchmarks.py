@@ -44,12 +44,23 @@ def test_correctness_run_in_the_simulator(tmp_path):
     for r in records:
         assert FIELDS <= set(r), FIELDS - set(r)
         assert r["median_ms"] is None and r["passed"] is True
-        assert r["reference_relative_error"] < 1e-4
+        assert r["reference_relative_error"] < 1e-4 and r["path"] == "plain"
     assert {(r["layers"], r["directions"]) for r in records} == {(1, 1), (2, 2)}
     assert result["soak"]["passed"] and result["soak"]["steps"] == 5
     assert (tmp_path / "results.md").read_text().startswith("**Correctness run")
     for key in ("numba", "numba-cuda", "numpy", "device", "date"):
         assert result["environment"][key]
+
+
+@pytest.mark.skipif(backend.backend_name() != "simulator", reason="the simulator's run")
+@pytest.mark.skipif(backend.backend_name() != "simulator", reason="the simulator's run")
+def test_forced_path_in_the_correctness_run(tmp_path):
+    code, out = run("bench_rnn.py", "--sets", "deepbench", "--path", "persistent",
+                    "--no-progress", "--out", str(tmp_path))
+    assert code == 0, out
+    result = json.loads((tmp_path / "results.json").read_text())
+    assert result["path"] == "persistent"
+    assert all(r["path"] == "persistent" and r["passed"] for r in result["records"])
 
 
 @pytest.mark.skipif(backend.backend_name() != "simulator", reason="the simulator's run")
@@ -87,7 +98,8 @@ def test_case_sets_follow_benchmarks_md():
     assert bench.parse(["--quick"]).repeats == 20 and args.repeats == 50
 
 
-@pytest.mark.parametrize("argv", [["--sets", "huge"], ["--cells", "lstm,rnn"], ["--repeats", "5"]])
+@pytest.mark.parametrize("argv", [["--sets", "huge"], ["--cells", "lstm,rnn"], ["--repeats", "5"],
+                                  ["--path", "fast"]])
 def test_bad_options_are_refused(argv):
     bench = load_bench()
     with pytest.raises(SystemExit):
@@ -114,7 +126,7 @@ def test_ratio_table_divides_ours_by_cudnn():
     bench = load_bench()
     case = bench.Case("large", "gru", 100, 64, 512, 512, 1, 1)
     records = [bench.record(case, "training", "numba_rnn", median_ms=3.0, p10_ms=2.9,
-                            p90_ms=3.2, peak_bytes=2 * 2**20, floor_ms=0.5),
+                            p90_ms=3.2, peak_bytes=2 * 2**20, floor_ms=0.5, path="fused"),
                bench.record(case, "training", "cudnn", median_ms=2.0, p10_ms=1.9, p90_ms=2.1,
                             peak_bytes=2**20, floor_ms=0.5),
                bench.record(case, "training", "cudnn_tf32_default", median_ms=1.5,
@@ -122,7 +134,7 @@ def test_ratio_table_divides_ours_by_cudnn():
     env = {"device": "test", "numba": "x", "numba-cuda": "y", "date": "today"}
     table = bench.ratio_table(records, env)
     row = table.strip().splitlines()[-1]
-    assert "| large | gru | 100 | 64 | 512 | 1×1 | training | 3.000 (2.900–3.200) | 2.000 | " \
+    assert "| large | gru | 100 | 64 | 512 | 1×1 | training | fused | 3.000 (2.900–3.200) | 2.000 | " \
            "**1.50** | 1.500 | 0.500 | 2.0 / 1.0 |" == row
 
 

@@ -1,34 +1,32 @@
-"""What every cell's kernels share: the cell description the time loop reads, typed
-constants and activations, and the thread-to-unit mapping.
+"""What every cell shares: the cell description the time loop reads, typed constants and
+activations, and the thread-to-unit mapping.
 
 A cell is described by a ``Cell``; ``numba_rnn.recurrent`` runs any cell from it and
-never asks which one it is. A cell's kernels have these signatures, with ``t`` the step,
-``H`` the hidden size, ``G`` the number of gates, ``S`` the number of state sequences
-(``h`` first, then e.g. ``c``) and ``W`` the saved width in units of ``H``::
+never asks which one it is. A cell contributes two device functions, the math of one
+hidden unit j of one batch row b at step t, with ``H`` the hidden size, ``G`` the number
+of gates and ``W`` the saved width in units of ``H``::
 
-    forward_step(t, batch, gx, gh, b_hh, *state_seqs, saved)
-        batch          rows active at step t: the first `batch` rows (sequences sorted
-                       by length, longest first); rows past it are left untouched
+    forward_unit(t, b, j, H, gx, rec, b_hh, h_seq, c_seq, saved)
         gx (T,B,G*H)   input projection x_t·W_ihᵀ + b_ih, all steps
-        gh (B,G*H)     recurrent projection h_{t-1}·W_hhᵀ, this step (no bias)
+        rec (G,)       this unit's recurrent sums h_{t-1}·W_hhᵀ, one per gate (no bias)
         b_hh (G*H,)    recurrent bias
-        state_seqs     S arrays (T+1,B,H): index t holds the state before step t; the
-                       kernel writes index t+1
+        h_seq, c_seq   (T+1,B,H): index t holds the state before step t, the unit writes
+                       index t+1 (c_seq only for cells with two states)
         saved (T,B,W*H) what backward needs of step t
 
-    backward_step(t, batch, dy, *state_seqs, saved, *dstates, dgx[, dgh])
+    backward_unit(t, b, j, H, dy, dh_rec, h_seq, c_seq, saved, dh_carry, dc_carry, dgx, dgh)
         dy (T,B,H)     gradient of the layer's output sequence
-        dstates        S arrays (B,H): on entry the gradient reaching step t's new states
-                       from later steps, excluding dy[t]; on exit the part of the gradient
-                       of the previous states that does not go through W_hh (the time loop
-                       adds dgh[t]·W_hh to dstates[0])
+        dh_rec         the gradient reaching h_t through W_hh from step t+1 where the
+                       kernel computes it (fused, persistent), else 0
+        dh_carry, dc_carry (B,H): on entry the rest of the gradient reaching step t's
+                       new states from later steps; on exit the part of the gradient of
+                       the previous states that does not go through W_hh
         dgx (T,B,G*H)  gradient of the input projection (of gx[t])
-        dgh (T,B,G*H)  gradient of the recurrent projection plus bias (of gh + b_hh),
-                       only for cells with ``dgh_differs``; where it equals dgx the
-                       kernel does not take it (arguments never alias: the simulator
-                       copies each one in and back out)
+        dgh (T,B,G*H)  gradient of rec + b_hh, only for cells with ``dgh_differs``;
+                       where it equals dgx the unit does not write it
 
-One thread handles one (batch row, hidden unit) pair and all of that unit's gates.
+``kernels/steps.py`` builds each kernel variant (GEMM plus gate kernel, fused step,
+persistent) from these; arguments a cell does not use are 1-element placeholders.
 """
 import functools
 import math
@@ -46,7 +44,7 @@ Cell = namedtuple(
         "num_states",    # S: 2 for (h, c), 1 for h
         "saved_width",   # W: columns of `saved` per step, in units of H
         "dgh_differs",   # whether the backward kernel writes a dgh separate from dgx
-        "kernels",       # kernels(dtype) -> (forward_step, backward_step), compiled lazily
+        "units",         # units(dtype) -> (forward_unit, backward_unit) device functions
     ],
 )
 

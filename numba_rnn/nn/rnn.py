@@ -130,6 +130,9 @@ class _Recurrent(Module):
         output, states_n, cache = recurrent.stack_forward(
             cell, x_tm, states0, layers, lengths=lengths, dropout=dropout,
             random=random.rand if dropout > 0.0 else None)
+        # which kernels ran (recurrent.PATHS), per layer and direction: readable, and
+        # forced with recurrent.force_path
+        self.last_paths = [[c.path for c in directions] for directions in cache.layers]
 
         def backward(grads):
             doutput, dstates_n = grads[0], grads[1:]

@@ -1,0 +1,110 @@
+"""The fused and persistent kernels (kernels/steps.py) against the same oracles as the
+plain path: the NumPy reference for outputs and every gradient, float64 finite
+differences through the kernels, and PyTorch where importable. In the simulator the
+persistent kernel runs with one block (its grid barrier synchronizes one block there);
+a GPU run of this file covers many blocks at sizes that fill the chip."""
+import numpy as np
+import pytest
+
+import numba_rnn as nr
+from numba_rnn import backend, recurrent
+from numba_rnn.kernels import CELLS
+from numba_rnn.testing import reference_results
+from oracles import assert_matches, finite_difference_check, loss_of, make_problem
+
+ON_GPU = backend.backend_name() == "cuda"
+MODES = ["lstm", "gru", "rnn_tanh", "rnn_relu"]
+# (steps, batch, inputs, hidden, layers, options)
+CASES = [
+    (4, 3, 3, 5, 1, {}),
+    (3, 2, 4, 4, 2, {"bidirectional": True}),
+    (5, 3, 2, 3, 1, {"lengths": [2, 5, 3]}),
+    (3, 2, 3, 4, 2, {"batch_first": True, "bidirectional": True, "lengths": [3, 1]}),
+]
+if ON_GPU:  # many blocks, and sizes that fill the chip
+    CASES += [(20, 16, 64, 256, 1, {}), (10, 32, 32, 512, 2, {"bidirectional": True,
+                                                              "lengths": list(range(10, 0, -1)) * 3 + [4, 7]})]
+
+
+def _problem(rng, mode, case, dtype):
+    steps, batch, inputs, hidden, layers, options = case
+    options = dict(options)
+    lengths = options.pop("lengths", None)
+    return make_problem(rng, mode, steps, batch, inputs, hidden, layers, dtype, lengths=lengths,
+                        **options)
+
+
+@pytest.mark.parametrize("path", ["fused", "persistent"])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("case", range(len(CASES)))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_path_matches_reference(path, mode, case, dtype, rng):
+    problem = _problem(rng, mode, CASES[case], dtype)
+    with recurrent.force_path(path):
+        assert_matches(reference_results(*problem), *problem)
+    layer = problem[0]
+    assert all(p == path for directions in layer.last_paths for p in directions)
+
+
+@pytest.mark.parametrize("path", ["fused", "persistent"])
+@pytest.mark.parametrize("mode", ["lstm", "gru"])
+def test_path_finite_differences(path, mode, rng):
+    """(The plain path's are in test_gradcheck.py.)"""
+    problem = make_problem(rng, mode, 3, 2, 2, 3, 1, "float64", lengths=[3, 2])
+    with recurrent.force_path(path):
+        finite_difference_check(*problem)
+
+
+def test_paths_agree_with_each_other(rng):
+    """Same weights, same input: every path gives the plain path's numbers."""
+    results = {}
+    for path in recurrent.PATHS:
+        nr.manual_seed(0)
+        problem = make_problem(np.random.default_rng(5), "lstm", 4, 3, 3, 4, 1, "float64",
+                               lengths=[4, 2, 3])
+        layer, x, states, upstream, lengths = problem
+        with recurrent.force_path(path):
+            loss_of(layer, x, states, upstream, lengths).backward()
+        results[path] = [x.grad.numpy()] + [p.grad.numpy() for p in layer.parameters()]
+    for path in ("fused", "persistent"):
+        for a, b in zip(results[path], results["plain"]):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+
+
+def test_automatic_choice():
+    lstm = CELLS["lstm"]
+    # The simulator, a projection, or kernels not yet validated on a GPU: the plain path.
+    assert recurrent.choose_path(lstm, 1, 8, "float32", False, on_gpu=False) == "plain"
+    assert recurrent.choose_path(lstm, 1, 8, "float32", True, on_gpu=True, validated=True) == "plain"
+    assert recurrent.choose_path(lstm, 1, 8, "float32", False, on_gpu=True, validated=False) == "plain"
+
+
+def test_automatic_choice_on_a_gpu(monkeypatch):
+    lstm, gru = CELLS["lstm"], CELLS["gru"]
+    monkeypatch.setattr(backend, "cooperative_blocks", lambda: 132)
+
+    def choose(cell, batch, hidden, dtype="float32"):
+        return recurrent.choose_path(cell, batch, hidden, dtype, False, on_gpu=True,
+                                     validated=True)
+
+    # LSTM H=1024 float32: 16 MiB of W_hh over 132 blocks is 124 KiB a block: too much
+    assert recurrent.persistent_plan(lstm, 1024, "float32") is None
+    assert choose(lstm, 1, 1024) == "fused" and choose(lstm, 32, 1024) == "plain"
+    # H=512: 4 units a block, 32 KiB each, 128 blocks
+    assert recurrent.persistent_plan(lstm, 512, "float32") == (4, 128, 4 * 4 * 512 * 4)
+    assert choose(lstm, 32, 512) == "persistent" and choose(lstm, 64, 512) == "plain"
+    assert choose(gru, 8, 256) == "persistent"
+    assert recurrent.persistent_plan(gru, 256, "float64") == (2, 128, 2 * 3 * 256 * 8)
+
+
+def test_forced_paths_are_checked(rng):
+    layer, x, states, upstream, lengths = make_problem(rng, "lstm", 2, 2, 3, 4, 1, "float32",
+                                                       proj_size=2)
+    with recurrent.force_path("fused"), pytest.raises(ValueError, match="proj_size"):
+        layer(x)
+    with pytest.raises(ValueError, match="path: expected one of"):
+        with recurrent.force_path("fast"):
+            pass
+    big = make_problem(rng, "lstm", 2, 1, 3, 64, 1, "float64")[0]
+    with recurrent.force_path("persistent"), pytest.raises(ValueError, match="fit in the shared"):
+        big(np.zeros((2, 1, 3)))
