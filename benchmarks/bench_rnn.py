@@ -123,20 +123,16 @@ def floor_ms(case, mode, spec):
 
 
 # ------------------------------------------------------------------- the two sides
-class Ours:
-    def __init__(self, case, rng):
-        self.layer = LAYERS[case.cell](case.I, case.H, num_layers=case.layers,
-                                       bidirectional=case.directions == 2)
-        self.x_host = rng.standard_normal((case.T, case.B, case.I)).astype("float32")
-        self.x = nr.tensor(self.x_host, requires_grad=True)
+class _Side:
+    """One implementation's layer and input; the loss is output.sum()."""
 
     def inference(self):
-        with nr.no_grad():
+        with self.no_grad():
             return self.layer(self.x)
 
     def clear(self):
         self.x.grad = None
-        self.layer.zero_grad()
+        self.layer.zero_grad()  # PyTorch's default, too: set_to_none=True
 
     def training(self):
         self.clear()
@@ -145,14 +141,32 @@ class Ours:
         return output, finals
 
     def results(self, mode):
-        return collect(self, mode)
+        """Output and final states, and in training the gradients of the input and of
+        every parameter."""
+        output, finals = getattr(self, mode)()
+        finals = finals if isinstance(finals, tuple) else (finals,)
+        values = dict(zip(("output", "h_n", "c_n"), (output, *finals)))
+        if mode == "training":
+            values["input"] = self.x.grad
+            values.update((n, p.grad) for n, p in self.layer.named_parameters())
+        return values
 
 
-class Theirs:
+class Ours(_Side):
+    no_grad = nr.no_grad
+
+    def __init__(self, case, rng):
+        self.layer = LAYERS[case.cell](case.I, case.H, num_layers=case.layers,
+                                       bidirectional=case.directions == 2)
+        self.x_host = rng.standard_normal((case.T, case.B, case.I)).astype("float32")
+        self.x = nr.tensor(self.x_host, requires_grad=True)
+
+
+class Theirs(_Side):
     """The same layer in PyTorch, on the GPU (cuDNN) or, in the simulator, on the CPU."""
 
     def __init__(self, torch, ours, case):
-        self.torch = torch
+        self.no_grad = torch.no_grad
         device = "cuda" if ON_GPU else "cpu"
         cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[case.cell]
         self.layer = cls(case.I, case.H, num_layers=case.layers,
@@ -160,35 +174,6 @@ class Theirs:
         self.layer.load_state_dict({k: torch.from_numpy(v)
                                     for k, v in ours.layer.state_dict().items()})
         self.x = torch.tensor(ours.x_host, device=device, requires_grad=True)
-
-    def inference(self):
-        with self.torch.no_grad():
-            return self.layer(self.x)
-
-    def clear(self):
-        self.x.grad = None
-        self.layer.zero_grad(set_to_none=True)
-
-    def training(self):
-        self.clear()
-        output, finals = self.layer(self.x)
-        output.sum().backward()
-        return output, finals
-
-    def results(self, mode):
-        return collect(self, mode)
-
-
-def collect(side, mode):
-    """What one side computes in ``mode``: output and final states, and in training the
-    gradients of the input and of every parameter (loss = output.sum())."""
-    output, finals = getattr(side, mode)()
-    finals = finals if isinstance(finals, tuple) else (finals,)
-    values = dict(zip(("output", "h_n", "c_n"), (output, *finals)))
-    if mode == "training":
-        values["input"] = side.x.grad
-        values.update((n, p.grad) for n, p in side.layer.named_parameters())
-    return values
 
 
 def compare(ours, expected):
