@@ -153,6 +153,20 @@ def threads_per_block():
     return _THREADS
 
 
+_placeholders = {}
+
+
+def placeholder(ndim, dtype):
+    """A 1-element device array of ``ndim`` dimensions: the stand-in for a kernel
+    argument that a variant never reads or writes (kernel arguments otherwise never
+    alias, so a real array cannot stand in). Made once per (ndim, dtype) and shared:
+    as nothing touches it, one kernel may even get it twice."""
+    key = (ndim, np.dtype(dtype))
+    if key not in _placeholders:
+        _placeholders[key] = xp.zeros((1,) * ndim, dtype=key[1])
+    return _placeholders[key]
+
+
 def grid_1d(n):
     """(blocks, threads) covering ``n`` work items, one thread each."""
     threads = _THREADS if n >= _THREADS else max(1, n)

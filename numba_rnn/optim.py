@@ -19,16 +19,6 @@ from .nn.checks import check_bool, check_real
 from .nn.module import _as_array
 from .tensor import Tensor
 
-# 1-element stand-ins for the state arrays that an update variant does not use
-_PLACEHOLDERS = {}
-
-
-def _placeholder(dtype):
-    if dtype not in _PLACEHOLDERS:
-        _PLACEHOLDERS[dtype] = xp.zeros(1, dtype=dtype)
-    return _PLACEHOLDERS[dtype]
-
-
 def _flat(a):
     """The (N,) view of contiguous storage ``a`` that kernels update in place."""
     if not a.flags.c_contiguous:
@@ -201,7 +191,7 @@ class SGD(Optimizer):
                 first = True
             buffer = _flat(state["momentum_buffer"])
         else:
-            buffer = _placeholder(p.dtype)
+            buffer = backend.placeholder(1, p.dtype)
         param = _flat(p.data)
         backend.launch(sgd_kernel(p.dtype), param.size, param, grad, buffer,
                        dtype(group["lr"]), dtype(momentum), dtype(1 - group["dampening"]),
@@ -250,7 +240,7 @@ class Adam(Optimizer):
         backend.launch(
             adam_kernel(p.dtype), param.size, param, grad, _flat(state["exp_avg"]),
             _flat(state["exp_avg_sq"]),
-            _placeholder(p.dtype) if max_sq is None else _flat(max_sq),
+            backend.placeholder(1, p.dtype) if max_sq is None else _flat(max_sq),
             dtype(wd), dtype(1 - lr * wd), dtype(1 - beta1), dtype(beta2), dtype(1 - beta2),
             dtype(eps), dtype(lr / (1 - beta1 ** step)), dtype(math.sqrt(1 - beta2 ** step)),
             bool(group["amsgrad"]), bool(group["maximize"]), self._decoupled)

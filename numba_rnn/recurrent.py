@@ -166,11 +166,6 @@ def _persistent_threads(units, batch):
     return min(backend.threads_per_block(), units * batch)
 
 
-def _placeholders(cell, dtype):
-    """1-element stand-ins for the arguments a cell does not use: c_seq, dc_carry, dgh."""
-    return xp.zeros((1, 1, 1), dtype), xp.zeros((1, 1), dtype), xp.zeros((1, 1, 1), dtype)
-
-
 # ------------------------------------------------------------- one layer-direction
 def layer_forward(cell, x, states0, params, batching):
     """Run one layer in one direction over a sorted batch.
@@ -198,7 +193,8 @@ def layer_forward(cell, x, states0, params, batching):
     kernel_h = h_seq
     if params.w_hr is not None:  # the kernel writes m_t; h_t = m_t·W_hrᵀ
         m_seq = kernel_h = xp.zeros((steps + 1, batch, hidden), dtype=x.dtype)
-    c_seq = state_seqs[1] if cell.num_states > 1 else _placeholders(cell, x.dtype)[0]
+    # stand-ins for what a cell does not use (c_seq; dc_carry and dgh in backward)
+    c_seq = state_seqs[1] if cell.num_states > 1 else backend.placeholder(3, x.dtype)
     saved = xp.empty((steps, batch, cell.saved_width * hidden), dtype=x.dtype)
     # Everything the loop touches exists before it starts: no allocation per step, and
     # the kernels' device views are made once (backend.kernel_views).
@@ -219,8 +215,9 @@ def layer_forward(cell, x, states0, params, batching):
     else:
         units, blocks, shared = persistent_plan(cell, hidden, x.dtype)
         launch_grid(kernels.persistent_forward, blocks, _persistent_threads(units, batch),
-                    shared, batching.device_batch_sizes(), gx, xp.ascontiguousarray(params.w_hh.T),
-                    params.b_hh, h_seq, c_seq, saved, units)
+                    shared, batching.device_batch_sizes(), gx,
+                    xp.ascontiguousarray(params.w_hh.T), params.b_hh, h_seq, c_seq, saved,
+                    units)
 
     finals = tuple(batching.finals(seq) for seq in state_seqs)
     return h_seq[1:], finals, LayerCache(x, tuple(state_seqs), m_seq, saved, path)
@@ -246,16 +243,15 @@ def layer_backward(cell, cache, params, doutput, dfinals, batching):
         xp.zeros(seq.shape[1:], dtype=x.dtype) if d is None else xp.array(d, dtype=x.dtype)
         for seq, d in zip(state_seqs, dfinals)
     ]
-    unused_c, unused_dc, unused_dgh = _placeholders(cell, x.dtype)
-    c_seq = state_seqs[1] if cell.num_states > 1 else unused_c
+    c_seq = state_seqs[1] if cell.num_states > 1 else backend.placeholder(3, x.dtype)
     width = cell.num_gates * hidden
     # Zeros: the rows of finished sequences must add nothing to the weight gradients.
     dgx = xp.zeros((steps, batch, width), dtype=x.dtype)
     # Kernel arguments never alias (the simulator copies each argument in and out).
     dgh = xp.zeros_like(dgx) if cell.dgh_differs else dgx
-    kernel_dgh = dgh if cell.dgh_differs else unused_dgh
+    kernel_dgh = dgh if cell.dgh_differs else backend.placeholder(3, x.dtype)
     dh_carry = carry[0]
-    dc_carry = carry[1] if cell.num_states > 1 else unused_dc
+    dc_carry = carry[1] if cell.num_states > 1 else backend.placeholder(2, x.dtype)
     sizes = batching.batch_sizes
     if m_seq is not None:
         # h_t = m_t·W_hrᵀ: the kernel takes the gradient of m_t (as its dy, with a zero
