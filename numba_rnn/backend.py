@@ -230,10 +230,6 @@ if _ON_GPU:
             configured = _configured[key] = kernel[blocks, threads, stream, shared_bytes]
         configured(*[_kernel_arg(a) for a in args])
 
-    def launch(kernel, n, *args):
-        """Launch ``kernel`` over ``n`` work items, one thread each."""
-        launch_grid(kernel, *grid_1d(n), 0, *args)
-
 else:
 
     @contextlib.contextmanager
@@ -250,6 +246,9 @@ else:
         shared memory (simulator: runs it to completion)."""
         kernel[blocks, threads, 0, shared_bytes](*args)
 
-    def launch(kernel, n, *args):
-        """Launch ``kernel`` over ``n`` work items, one thread each."""
+
+def launch(kernel, n, *args):
+    """Launch ``kernel`` over ``n`` work items, one thread each. Nothing is launched for
+    n = 0 (a launch of zero blocks is an error on a GPU)."""
+    if n > 0:
         launch_grid(kernel, *grid_1d(n), 0, *args)

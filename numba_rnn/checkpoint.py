@@ -8,21 +8,27 @@ members, readable with ``numpy.load(path, allow_pickle=False)``):
   ``{"format": "numba_rnn.checkpoint", "version": 1, "tree": ...}``, where ``tree`` is
   the saved object with JSON's own values as they are and, in their place,
   ``{"$array": k}`` (a NumPy array), ``{"$tensor": k}`` (a Tensor), ``{"$scalar": k}`` (a
-  NumPy scalar), ``{"$tuple": [...]}`` and ``{"$dict": [[key, value], ...]}`` (a dict,
-  in order, with keys of any JSON-able type, such as an optimizer state's int keys);
+  NumPy scalar), ``{"$float": "7ff8000000000000"}`` (a Python float that JSON cannot
+  hold, NaN or ±Inf, as its 8 bytes big-endian in hex), ``{"$tuple": [...]}`` and
+  ``{"$dict": [[key, value], ...]}`` (a dict, in order, with keys of any JSON-able type,
+  such as an optimizer state's int keys); the JSON is strict (no NaN or Infinity);
 * ``a{k}.npy``: the k-th array, in its own dtype, so a round trip is bit-exact.
 
 Writing is atomic: the archive goes to a temporary file in the same folder, is flushed to
-disk, and is then renamed over ``path``; a crash mid-write leaves any earlier file at
-``path`` as it was. Reading refuses, with a ``CheckpointError`` (a ``ValueError``), a
+disk, and is then renamed over ``path``, after which the folder is flushed too; a crash
+mid-write leaves any earlier file at ``path`` as it was. The file gets the permissions an
+ordinary ``open()`` gives. Reading refuses, with a ``CheckpointError`` (a ``ValueError``), a
 file that is not a ZIP archive (truncated, or another format), a ZIP without the header,
 another format or a newer version, and a member whose checksum fails.
 """
 import io
 import json
+import math
 import numbers
 import os
-import tempfile
+import secrets
+import stat
+import struct
 import zipfile
 
 import numpy as np
@@ -46,7 +52,10 @@ def _encode(obj, arrays):
     if isinstance(obj, numbers.Integral) and not isinstance(obj, np.generic):
         return int(obj)
     if isinstance(obj, float) and not isinstance(obj, np.generic):
-        return obj
+        if math.isfinite(obj):
+            return obj
+        # NaN and ±Inf are not JSON: their 8 bytes, big-endian, as hex (bit-exact)
+        return {"$float": struct.pack(">d", obj).hex()}
     if isinstance(obj, np.generic):
         arrays.append(np.asarray(obj))
         return {"$scalar": len(arrays) - 1}
@@ -79,6 +88,8 @@ def _decode(tree, arrays):
         return Tensor(backend.to_device(arrays[value]))
     if kind == "$scalar":
         return arrays[value][()]
+    if kind == "$float":
+        return struct.unpack(">d", bytes.fromhex(value))[0]
     if kind == "$tuple":
         return tuple(_decode(v, arrays) for v in value)
     if kind == "$dict":
@@ -91,26 +102,59 @@ def _freeze(key):
 
 
 def save(obj, path):
-    """Write ``obj`` (a state dict, or a dict of them) to ``path`` atomically."""
+    """Write ``obj`` (a state dict, or a dict of them) to ``path`` atomically. The file
+    gets the permissions that ``open(path, "wb")`` would give it: those of the file it
+    replaces, or 0o666 less the umask for a new one."""
     path = os.fspath(path)
     arrays = []
     tree = _encode(obj, arrays)  # refuses what it cannot save before any file is touched
-    header = json.dumps({"format": FORMAT, "version": VERSION, "tree": tree})
+    header = json.dumps({"format": FORMAT, "version": VERSION, "tree": tree}, allow_nan=False)
     members = {_HEADER: np.frombuffer(header.encode("utf-8"), dtype=np.uint8)}
     members.update((f"a{k}", a) for k, a in enumerate(arrays))
     folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".",
-                                         suffix=".tmp")
+    handle, temporary = _create_temporary(folder, os.path.basename(path))
     try:
         with os.fdopen(handle, "wb") as file:
             np.savez(file, **members)
             file.flush()
             os.fsync(file.fileno())
+        try:
+            os.chmod(temporary, stat.S_IMODE(os.stat(path).st_mode))
+        except FileNotFoundError:
+            pass  # a new file keeps the mode it was created with
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
             os.unlink(temporary)
         raise
+    _fsync_folder(folder)  # the rename itself is durable once the folder is
+
+
+def _create_temporary(folder, name):
+    """(descriptor, path) of a new, empty file beside ``name`` in ``folder``, created
+    with mode 0o666 less the umask, as ``open()`` creates files (``tempfile.mkstemp``
+    would make it 0o600)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        temporary = os.path.join(folder, f".{name}.{secrets.token_hex(8)}.tmp")
+        try:
+            return os.open(temporary, flags, 0o666), temporary
+        except FileExistsError:
+            continue
+
+
+def _fsync_folder(folder):
+    """Flush ``folder``'s entries (the rename) to disk, where the platform can."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # folders cannot be opened on this platform (Windows)
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass  # some file systems refuse to sync a folder; the data itself is synced
+    finally:
+        os.close(descriptor)
 
 
 def load(path):
@@ -142,6 +186,6 @@ def load(path):
                               f"{exc})") from None
     try:
         return _decode(header["tree"], arrays)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, struct.error) as exc:
         raise CheckpointError(f"{path}: damaged numba_rnn checkpoint (the header names an "
                               f"entry that is not there: {exc})") from None

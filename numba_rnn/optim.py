@@ -55,8 +55,9 @@ class Optimizer:
         for p in params:
             if not isinstance(p, Tensor):
                 raise TypeError(f"params: expected Tensors, got {type(p).__name__}")
-            if not p.is_leaf or not p.requires_grad:
-                raise ValueError("params: expected leaf tensors that require grad")
+            if not p.is_leaf:
+                raise ValueError("params: expected leaf tensors (parameters), got a tensor "
+                                 "computed by an operation; an optimizer can't update it")
         known = {id(p) for g in self.param_groups for p in g["params"]}
         if any(id(p) in known for p in params) or len({id(p) for p in params}) != len(params):
             raise ValueError("params: a parameter appears in more than one group (or twice)")
@@ -75,7 +76,9 @@ class Optimizer:
                     p.grad.data[...] = 0
 
     def step(self, closure=None):
-        """One update of every parameter that has a gradient; returns closure()'s loss."""
+        """One update of every parameter that has a gradient (parameters whose ``.grad``
+        is None, frozen ones among them, are skipped, as in PyTorch); returns closure()'s
+        loss."""
         loss = closure() if closure is not None else None
         for group in self.param_groups:
             for p in group["params"]:
@@ -229,18 +232,18 @@ class Adam(Optimizer):
             state["step"] = 0.0
             state["exp_avg"] = xp.zeros(p.shape, dtype=p.dtype)
             state["exp_avg_sq"] = xp.zeros(p.shape, dtype=p.dtype)
-            if group["amsgrad"]:
-                state["max_exp_avg_sq"] = xp.zeros(p.shape, dtype=p.dtype)
+        if group["amsgrad"] and state.get("max_exp_avg_sq") is None:
+            # the first step, or amsgrad switched on for a state that was made without it
+            state["max_exp_avg_sq"] = xp.zeros(p.shape, dtype=p.dtype)
         state["step"] += 1
         step = state["step"]
         lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
         beta1, beta2 = group["betas"]
-        max_sq = state.get("max_exp_avg_sq") if group["amsgrad"] else None
         param = _flat(p.data)
         backend.launch(
             adam_kernel(p.dtype), param.size, param, grad, _flat(state["exp_avg"]),
             _flat(state["exp_avg_sq"]),
-            backend.placeholder(1, p.dtype) if max_sq is None else _flat(max_sq),
+            _flat(state["max_exp_avg_sq"]) if group["amsgrad"] else backend.placeholder(1, p.dtype),
             dtype(wd), dtype(1 - lr * wd), dtype(1 - beta1), dtype(beta2), dtype(1 - beta2),
             dtype(eps), dtype(lr / (1 - beta1 ** step)), dtype(math.sqrt(1 - beta2 ** step)),
             bool(group["amsgrad"]), bool(group["maximize"]), self._decoupled)

@@ -23,6 +23,7 @@ step then works on those rows only, and finished sequences cost nothing. The rev
 direction runs the same loop on each sequence reversed within its own length.
 """
 import contextlib
+import threading
 from collections import namedtuple
 
 import numpy as np
@@ -111,21 +112,26 @@ FUSED_VALIDATED_ON_GPU = False
 PERSISTENT_MAX_BATCH = 32
 FUSED_MAX_BATCH = 8
 
-_forced_path = None
+_local = threading.local()  # the forced path is per thread, as grad mode is
+
+
+def forced_path():
+    """The path that ``force_path`` forces in this thread, or None."""
+    return getattr(_local, "forced_path", None)
 
 
 @contextlib.contextmanager
 def force_path(path):
-    """Within this context every layer runs ``path`` ("plain", "fused", "persistent"),
-    or the automatic choice for None; a layer the path cannot run raises ValueError."""
-    global _forced_path
+    """Within this context every layer run by this thread runs ``path`` ("plain",
+    "fused", "persistent"), or the automatic choice for None; a layer the path cannot run
+    raises ValueError."""
     if path is not None and path not in PATHS:
         raise ValueError(f"path: expected one of {', '.join(PATHS)} or None, got {path!r}")
-    previous, _forced_path = _forced_path, path
+    previous, _local.forced_path = forced_path(), path
     try:
         yield
     finally:
-        _forced_path = previous
+        _local.forced_path = previous
 
 
 def persistent_plan(cell, hidden, dtype):
@@ -144,15 +150,16 @@ def choose_path(cell, batch, hidden, dtype, projection, on_gpu=None, validated=N
     choice by problem size and what fits on chip."""
     on_gpu = backend.backend_name() == "cuda" if on_gpu is None else on_gpu
     validated = FUSED_VALIDATED_ON_GPU if validated is None else validated
-    if _forced_path is not None:
-        if _forced_path != "plain" and projection:
-            raise ValueError(f"path: {_forced_path!r} cannot run an LSTM with proj_size; "
+    forced = forced_path()
+    if forced is not None:
+        if forced != "plain" and projection:
+            raise ValueError(f"path: {forced!r} cannot run an LSTM with proj_size; "
                              "only 'plain' can")
-        if _forced_path == "persistent" and persistent_plan(cell, hidden, dtype) is None:
+        if forced == "persistent" and persistent_plan(cell, hidden, dtype) is None:
             raise ValueError(f"path: 'persistent' needs W_hh ({cell.num_gates}·{hidden}² "
                              f"values of {np.dtype(dtype)}) to fit in the shared memory of "
                              f"{backend.cooperative_blocks()} co-resident blocks")
-        return _forced_path
+        return forced
     if projection or not on_gpu or not validated:
         return "plain"
     if batch <= PERSISTENT_MAX_BATCH and persistent_plan(cell, hidden, dtype) is not None:

@@ -1,40 +1,115 @@
 """Tensor and reverse-mode autograd over whole arrays.
 
-Every operation that involves a tensor requiring gradients records a ``Function``: its
-inputs and a closure that maps the gradients of its outputs to the gradients of its
-inputs. ``Tensor.backward`` orders the recorded functions topologically and applies them
-from the output back, accumulating (``+=``) into the ``.grad`` of leaf tensors, as PyTorch
-does. A function may have several outputs (a recurrent layer returns the output sequence
-and the final states); its closure then runs once, after the gradients of all of them
-are known.
+Every operation that involves a tensor requiring gradients records a ``Function``: edges
+to its inputs' functions (or to the leaves themselves) and a closure that maps the
+gradients of its outputs to the gradients of its inputs. ``Tensor.backward`` runs the
+functions from the output back in reverse topological order, so that the gradients that
+every use of a tensor contributes are summed before they propagate further, and
+accumulates (``+=``) into the ``.grad`` of leaf tensors, as PyTorch does. A function may
+have several outputs (a recurrent layer returns the output sequence and the final
+states); its closure then runs once, after the gradients of all of them are known.
+
+Graph lifetime follows PyTorch: backward() releases the arrays that closures saved (a
+second backward through them raises RuntimeError) unless ``retain_graph=True``. Grad
+mode (``no_grad``, ``enable_grad``, ``set_grad_enabled``) is per thread.
 """
 import contextlib
 import numbers
+import threading
+import weakref
 
 import numpy as np
 
 from . import backend
 from .backend import xp
 
-_grad_enabled = True
-
-
-class no_grad(contextlib.ContextDecorator):
-    """Within this context, operations record no graph (as ``torch.no_grad``)."""
-
-    def __enter__(self):
-        global _grad_enabled
-        self._previous, _grad_enabled = _grad_enabled, False
-        return self
-
-    def __exit__(self, *exc):
-        global _grad_enabled
-        _grad_enabled = self._previous
-        return False
+# Grad mode is per thread, as in PyTorch: a thread starts with gradients enabled.
+_local = threading.local()
 
 
 def is_grad_enabled():
-    return _grad_enabled
+    """Whether operations record the graph in this thread."""
+    return getattr(_local, "grad_enabled", True)
+
+
+def _set_grad_mode(enabled):
+    _local.grad_enabled = enabled
+
+
+class _GradMode(contextlib.ContextDecorator):
+    """A context manager and decorator that sets grad mode to ``self._enabled`` on entry
+    and restores the previous mode on exit. Entries nest (each saves its own previous
+    mode), and each call of a decorated function gets a fresh context, so a recursive
+    decorated function restores the mode its caller had."""
+
+    _enabled = None
+
+    def __new__(cls, orig_func=None):
+        if orig_func is None:
+            return super().__new__(cls)
+        if not callable(orig_func):
+            raise TypeError(f"{cls.__name__}: expected no argument or a function to "
+                            f"decorate, got {type(orig_func).__name__}")
+        return cls()(orig_func)  # used bare, as @nr.no_grad
+
+    def __init__(self, orig_func=None):
+        self._previous = []
+
+    def _recreate_cm(self):
+        return type(self)()
+
+    def __enter__(self):
+        self._previous.append(is_grad_enabled())
+        _set_grad_mode(self._enabled)
+        return self
+
+    def __exit__(self, *exc):
+        _set_grad_mode(self._previous.pop())
+        return False
+
+
+class no_grad(_GradMode):
+    """Within this context (or decorated function), operations record no graph, as
+    ``torch.no_grad``."""
+
+    _enabled = False
+
+
+class enable_grad(_GradMode):
+    """Within this context (or decorated function), operations record the graph again,
+    also inside ``no_grad``, as ``torch.enable_grad``."""
+
+    _enabled = True
+
+
+class set_grad_enabled(_GradMode):
+    """``set_grad_enabled(mode)`` switches grad mode on or off at once, as a function;
+    as a context manager or decorator it restores the previous mode on exit."""
+
+    def __new__(cls, mode):
+        return object.__new__(cls)
+
+    def __init__(self, mode):
+        if not isinstance(mode, (bool, np.bool_)):
+            raise TypeError(f"mode: expected True or False, got {type(mode).__name__} {mode!r}")
+        self._enabled = bool(mode)
+        self._previous = [is_grad_enabled()]
+        _set_grad_mode(self._enabled)
+
+    def __call__(self, func):
+        _set_grad_mode(self._previous[0])  # decorating switches nothing until a call
+        return super().__call__(func)
+
+    def _recreate_cm(self):
+        return set_grad_enabled(self._enabled)
+
+    def __enter__(self):
+        _set_grad_mode(self._enabled)
+        return self
+
+    def __exit__(self, *exc):
+        _set_grad_mode(self._previous[0])
+        return False
 
 
 class Function:
@@ -42,22 +117,52 @@ class Function:
 
     ``grads`` is the output's gradient array for a single-output function, or a list with
     one entry per output (``None`` where that output received no gradient).
+
+    ``edges`` has one entry per input: None (the input needs no gradient), the input
+    itself when it is a leaf that requires grad (its ``.grad`` accumulates), or
+    ``(function, output number)`` of the operation that produced it. The graph holds
+    functions and leaves, never intermediate tensors: their arrays stay alive only where
+    a ``backward`` closure saved them. ``saves`` says whether it did; such a closure is
+    dropped after it runs (unless the graph is retained), which frees those arrays.
     """
 
-    __slots__ = ("inputs", "backward", "n_outputs")
+    __slots__ = ("edges", "backward", "n_outputs", "saves", "retained")
 
-    def __init__(self, inputs, backward, n_outputs=1):
-        self.inputs = inputs
+    def __init__(self, inputs, backward, n_outputs=1, saves=True):
+        self.edges = tuple(_edge(t) for t in inputs)
         self.backward = backward
         self.n_outputs = n_outputs
+        self.saves = saves
+        self.retained = None  # {output number: weakref of a tensor that retains its grad}
 
 
-def _dtype_of(dtype):
-    """A NumPy dtype from a string, a NumPy type or dtype."""
-    try:
-        return np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"dtype: expected a NumPy dtype or its name, got {dtype!r}") from None
+def _edge(t):
+    if not t.requires_grad:
+        return None
+    return t if t._fn is None else (t._fn, t._output_nr)
+
+
+def dtype_of(value, name="dtype", kinds="biuf"):
+    """The NumPy dtype that ``value`` names: a NumPy dtype or scalar type, a name NumPy
+    knows ("float32", "int64", ...), a Python type (float is float64), or a PyTorch dtype
+    (torch.float32, ...). Anything else, None included, or a dtype whose kind is not in
+    ``kinds`` (b bool, i/u integers, f floats) is refused with a TypeError naming
+    ``name``."""
+    resolved = None
+    if type(value).__name__ == "dtype" and type(value).__module__ == "torch":
+        value = str(value).rsplit(".", 1)[-1]  # torch.float32 -> "float32"
+    if value is not None and not isinstance(value, (bool, numbers.Number)):
+        try:
+            resolved = np.dtype(value)
+        except (TypeError, ValueError):
+            resolved = None
+    if resolved is None or resolved.kind not in kinds:
+        raise TypeError(f"{name}: expected a NumPy dtype, its name or a torch dtype, of "
+                        f"kind {', '.join(_KIND_NAMES[k] for k in kinds)}, got {value!r}")
+    return resolved
+
+
+_KIND_NAMES = {"b": "bool", "i": "signed integer", "u": "unsigned integer", "f": "float"}
 
 
 def _to_storage(data, dtype=None):
@@ -66,7 +171,7 @@ def _to_storage(data, dtype=None):
     if isinstance(data, Tensor):
         data = data.data
     if dtype is not None:
-        return backend.to_device(data, _dtype_of(dtype))
+        return backend.to_device(data, dtype_of(dtype))
     if isinstance(data, (list, tuple, numbers.Number)):
         host = np.asarray(data)
         if host.dtype == np.float64:
@@ -160,8 +265,17 @@ class Tensor:
         return f"tensor({body}{extra})"
 
     # ------------------------------------------------------------------- autograd
-    def backward(self, gradient=None):
-        """Accumulate d(self)/d(leaf), weighted by ``gradient``, into every leaf's ``.grad``."""
+    def backward(self, gradient=None, retain_graph=None, create_graph=False):
+        """Accumulate d(self)/d(leaf), weighted by ``gradient`` (needed unless ``self``
+        has one element), into the ``.grad`` of every leaf that requires grad, and of
+        every non-leaf that called ``retain_grad()``.
+
+        Afterwards the arrays that the graph saved for backward are released, and a
+        second backward through the same operations raises RuntimeError, unless
+        ``retain_graph=True`` keeps them, as in PyTorch."""
+        if create_graph:
+            raise NotImplementedError("create_graph: higher-order gradients are not "
+                                      "supported; call backward() without create_graph")
         if not self.requires_grad:
             raise RuntimeError("backward: this tensor does not require grad and has no graph")
         if gradient is None:
@@ -176,7 +290,23 @@ class Tensor:
                 raise ValueError(
                     f"gradient: expected shape {self.shape}, got {tuple(grad.shape)}"
                 )
-        _run_backward(self, grad)
+        _run_backward(self, grad, bool(retain_graph))
+
+    def retain_grad(self):
+        """Have backward() fill this non-leaf tensor's ``.grad`` too (leaves always get
+        theirs)."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad: this tensor does not require grad")
+        if self._fn is not None:
+            if self._fn.retained is None:
+                self._fn.retained = {}
+            self._fn.retained[self._output_nr] = weakref.ref(self)
+
+    @property
+    def retains_grad(self):
+        fn = self._fn
+        return (fn is not None and fn.retained is not None
+                and fn.retained.get(self._output_nr, lambda: None)() is self)
 
     def _accumulate(self, grad):
         if self.grad is None:
@@ -194,13 +324,17 @@ class Tensor:
 
     def __add__(self, other):
         other = self._operand(other)
+        shape, other_shape = self.shape, other.shape
         return _record(self.data + other.data, (self, other),
-                       lambda g: (_unbroadcast(g, self.shape), _unbroadcast(g, other.shape)))
+                       lambda g: (_unbroadcast(g, shape), _unbroadcast(g, other_shape)),
+                       saves=False)
 
     def __sub__(self, other):
         other = self._operand(other)
+        shape, other_shape = self.shape, other.shape
         return _record(self.data - other.data, (self, other),
-                       lambda g: (_unbroadcast(g, self.shape), -_unbroadcast(g, other.shape)))
+                       lambda g: (_unbroadcast(g, shape), -_unbroadcast(g, other_shape)),
+                       saves=False)
 
     def __mul__(self, other):
         other = self._operand(other)
@@ -228,7 +362,7 @@ class Tensor:
         return self._operand(other) / self
 
     def __neg__(self):
-        return _record(-self.data, (self,), lambda g: (-g,))
+        return _record(-self.data, (self,), lambda g: (-g,), saves=False)
 
     def __pow__(self, exponent):
         if not isinstance(exponent, numbers.Real):
@@ -268,31 +402,41 @@ class Tensor:
                 g = g.reshape(tuple(1 if i in axes else n for i, n in enumerate(shape)))
             return (xp.broadcast_to(g, shape),)
 
-        return _record(self.data.sum(axis=axes, keepdims=keep), (self,), backward)
+        return _record(self.data.sum(axis=axes, keepdims=keep), (self,), backward, saves=False)
 
     def mean(self, dim=None, keepdim=False, axis=None, keepdims=None):
         axes = _axes(dim if axis is None else axis, self.ndim)
-        count = 1
+        keep = keepdim if keepdims is None else keepdims
+        shape = self.shape
+        count = xp.asarray(1, dtype=self.dtype)
         for i in axes:
-            count *= self.shape[i]
-        return self.sum(dim=axes, keepdim=keepdim if keepdims is None else keepdims) / count
+            count *= shape[i]
+
+        def backward(g):
+            if not keep:
+                g = g.reshape(tuple(1 if i in axes else n for i, n in enumerate(shape)))
+            return (xp.broadcast_to(g / count, shape),)
+
+        return _record(self.data.sum(axis=axes, keepdims=keep) / count, (self,), backward,
+                       saves=False)
 
     # ------------------------------------------------------------------- shapes
     def reshape(self, *shape):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         original = self.shape
-        return _record(self.data.reshape(shape), (self,), lambda g: (g.reshape(original),))
+        return _record(self.data.reshape(shape), (self,), lambda g: (g.reshape(original),),
+                       saves=False)
 
     view = reshape
 
     def transpose(self, dim0, dim1):
         return _record(xp.swapaxes(self.data, dim0, dim1), (self,),
-                       lambda g: (xp.swapaxes(g, dim0, dim1),))
+                       lambda g: (xp.swapaxes(g, dim0, dim1),), saves=False)
 
     @property
     def T(self):
-        return _record(self.data.T, (self,), lambda g: (g.T,))
+        return _record(self.data.T, (self,), lambda g: (g.T,), saves=False)
 
     def __getitem__(self, key):
         parts = key if isinstance(key, tuple) else (key,)
@@ -308,7 +452,7 @@ class Tensor:
             full[key] = g  # ints and slices never select an element twice
             return (full,)
 
-        return _record(self.data[key], (self,), backward)
+        return _record(self.data[key], (self,), backward, saves=False)
 
 
 def _axes(dim, ndim):
@@ -319,54 +463,82 @@ def _axes(dim, ndim):
     return tuple(d % ndim for d in dims)
 
 
-def _record(data, inputs, backward):
-    """A tensor holding ``data``; its graph node is recorded when an input needs one."""
-    if _grad_enabled and any(t.requires_grad for t in inputs):
-        return Tensor(data, requires_grad=True, _fn=Function(inputs, backward))
-    return Tensor(data)
+def _record(data, inputs, backward, saves=True):
+    """A tensor holding ``data``; its graph node is recorded when an input needs one.
+    ``saves``: whether ``backward`` keeps arrays alive (False where it keeps only shapes
+    and constants: such a node can be run again after its graph was released)."""
+    return record_multi([data], inputs, backward, saves)[0]
 
 
-def record_multi(datas, inputs, backward):
-    """Tensors holding ``datas``, the outputs of one operation whose ``backward`` takes the
-    list of their gradients (``None`` for an output that got none) and returns one
-    gradient (or None) per input."""
-    if _grad_enabled and any(t.requires_grad for t in inputs):
-        fn = Function(tuple(inputs), backward, n_outputs=len(datas))
+def record_multi(datas, inputs, backward, saves=True):
+    """Tensors holding ``datas``, the outputs of one operation. ``backward`` takes the
+    output's gradient (one output) or the list of their gradients (``None`` for an output
+    that got none), and returns one gradient (or None) per input."""
+    if is_grad_enabled() and any(t.requires_grad for t in inputs):
+        fn = Function(inputs, backward, len(datas), saves)
         return [Tensor(d, requires_grad=True, _fn=fn, _output_nr=k) for k, d in enumerate(datas)]
     return [Tensor(d) for d in datas]
 
 
-def _run_backward(root, grad):
+_FREED = ("backward: trying to backward through the graph a second time (or through "
+          "part of it that an earlier backward() went through); the arrays it saved "
+          "were released then. Call the first backward(retain_graph=True) to keep them")
+
+
+def _run_backward(root, grad, retain_graph):
+    """Apply the recorded functions from ``root`` back to the leaves, in reverse
+    topological order: a function runs only once every consumer of its outputs has
+    passed its gradient, so that each output's gradient is complete (summed over all
+    its uses) before it propagates further (PyTorch's engine counts dependencies the
+    same way). Iterative: graphs of long sequences are deep."""
     if root._fn is None:
         root._accumulate(grad)
         return
-    # Topological order of the functions reachable from the root (inputs before users),
-    # by an iterative depth-first search: graphs of long sequences are deep.
-    order, seen, stack = [], {id(root._fn)}, [(root._fn, False)]
+    # Pass 1: every function reachable from the root, and how many edges from those
+    # functions lead into each one.
+    reachable = {id(root._fn): root._fn}
+    consumers = {}
+    stack = [root._fn]
     while stack:
-        fn, expanded = stack.pop()
-        if expanded:
-            order.append(fn)
-            continue
-        stack.append((fn, True))
-        for t in fn.inputs:
-            if t._fn is not None and id(t._fn) not in seen:
-                seen.add(id(t._fn))
-                stack.append((t._fn, False))
+        fn = stack.pop()
+        if fn.backward is None:
+            raise RuntimeError(_FREED)
+        for edge in fn.edges:
+            if type(edge) is tuple:
+                producer = edge[0]
+                key = id(producer)
+                consumers[key] = consumers.get(key, 0) + 1
+                if key not in reachable:
+                    reachable[key] = producer
+                    stack.append(producer)
 
+    # Pass 2: run each function once all its consumers have run.
     pending = {id(root._fn): [None] * root._fn.n_outputs}
     pending[id(root._fn)][root._output_nr] = grad
-    for fn in reversed(order):
+    ready = [root._fn]
+    while ready:
+        fn = ready.pop()
         out_grads = pending.pop(id(fn), None)
-        if out_grads is None:
-            continue
-        in_grads = fn.backward(out_grads if fn.n_outputs > 1 else out_grads[0])
-        for t, g in zip(fn.inputs, in_grads):
-            if g is None or not t.requires_grad:
-                continue
-            if t._fn is None:
-                t._accumulate(g)
-            else:
-                slots = pending.setdefault(id(t._fn), [None] * t._fn.n_outputs)
-                k = t._output_nr
-                slots[k] = g if slots[k] is None else slots[k] + g
+        in_grads = None
+        if out_grads is not None:
+            if fn.retained:
+                for k, ref in fn.retained.items():
+                    tensor = ref()
+                    if tensor is not None and out_grads[k] is not None:
+                        tensor._accumulate(out_grads[k])
+            in_grads = fn.backward(out_grads if fn.n_outputs > 1 else out_grads[0])
+        if fn.saves and not retain_graph:
+            fn.backward = None  # releases the arrays its closure saved
+        for k, edge in enumerate(fn.edges):
+            g = None if in_grads is None else in_grads[k]
+            if type(edge) is tuple:
+                producer, output_nr = edge
+                key = id(producer)
+                if g is not None:
+                    slots = pending.setdefault(key, [None] * producer.n_outputs)
+                    slots[output_nr] = g if slots[output_nr] is None else slots[output_nr] + g
+                consumers[key] -= 1
+                if consumers[key] == 0:
+                    ready.append(producer)
+            elif edge is not None and g is not None:
+                edge._accumulate(g)

@@ -1,6 +1,8 @@
 """Helpers that hold numba_rnn against its oracles: the NumPy reference, central finite
 differences in float64, and PyTorch (optional). One problem description serves all
 three, for every option of the layers."""
+import os
+
 import numpy as np
 import pytest
 
@@ -10,9 +12,22 @@ from numba_rnn.testing import GRADCHECK_MAX_RELATIVE_ERROR, assert_close, num_st
 LAYERS = {"lstm": nr.LSTM, "gru": nr.GRU, "rnn_tanh": nr.RNN, "rnn_relu": nr.RNN}
 
 
+def require(module):
+    """``module``, imported for a test that needs it (an oracle, a test tool): a clean
+    skip where it is absent, except under ``.ci/run`` (NUMBA_RNN_REQUIRE_ALL=1), where an
+    absent one fails instead of letting CI pass on fewer checks than it claims."""
+    if os.environ.get("NUMBA_RNN_REQUIRE_ALL") == "1":
+        try:
+            return __import__(module)
+        except ImportError as exc:
+            pytest.fail(f"{module} is required under .ci/run but does not import: {exc}",
+                        pytrace=False)
+    return pytest.importorskip(module)
+
+
 def import_torch():
     """PyTorch with TF32 off, or a clean skip where it is absent."""
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     return torch

@@ -1,6 +1,11 @@
-"""nr.save / nr.load: bit-exact round trips, refusal of truncated, foreign and newer
-files, and atomic writes that never leave a half file under the real name."""
+"""nr.save / nr.load: bit-exact round trips (non-finite floats too), refusal of truncated,
+foreign and newer files, atomic and durable writes that never leave a half file under the
+real name, and the permissions an ordinary open() gives."""
 import json
+import math
+import os
+import stat
+import struct
 import zipfile
 
 import numpy as np
@@ -128,3 +133,64 @@ def test_unsupported_objects_are_refused_before_writing(tmp_path):
     with pytest.raises(TypeError, match="dtype object"):
         nr.save({"bad": np.array([None])}, path)
     assert path.read_bytes() == before
+
+
+def _mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_new_files_get_the_permissions_open_gives(tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        nr.save({"a": 1}, tmp_path / "ckpt.npz")
+        with open(tmp_path / "plain", "wb"):
+            pass
+    finally:
+        os.umask(previous)
+    assert _mode(tmp_path / "ckpt.npz") == _mode(tmp_path / "plain") == 0o666 & ~umask
+
+
+def test_replacing_a_file_keeps_its_permissions(tmp_path):
+    path = tmp_path / "ckpt.npz"
+    nr.save({"a": 1}, path)
+    os.chmod(path, 0o640)
+    nr.save({"a": 2}, path)
+    assert _mode(path) == 0o640 and nr.load(path) == {"a": 2}
+
+
+def test_the_file_then_the_folder_are_synced(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt.npz"
+    synced = []
+    real = os.fsync
+
+    def spy(descriptor):
+        synced.append((stat.S_ISDIR(os.fstat(descriptor).st_mode), path.exists()))
+        real(descriptor)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    nr.save({"a": 1}, path)
+    # the data before the rename, the folder (holding the rename) after it
+    assert synced == [(False, False), (True, True)]
+
+
+def test_non_finite_floats_round_trip_bit_exactly_as_strict_json(tmp_path):
+    def bits(value):
+        return struct.pack(">d", value)
+
+    payload_nan = struct.unpack(">d", bytes.fromhex("7ff8000000000123"))[0]
+    negative_nan = struct.unpack(">d", bytes.fromhex("fff8000000000000"))[0]
+    values = [math.inf, -math.inf, math.nan, payload_nan, negative_nan, -0.0, 1e-310, 0.1]
+    obj = {"lr": math.nan, "values": values, "pair": (math.inf, 2)}
+    path = tmp_path / "ckpt.npz"
+    nr.save(obj, path)
+    loaded = nr.load(path)
+    assert [bits(v) for v in loaded["values"]] == [bits(v) for v in values]
+    assert bits(loaded["lr"]) == bits(math.nan)
+    assert bits(loaded["pair"][0]) == bits(math.inf) and loaded["pair"][1] == 2
+
+    def refuse(constant):
+        raise AssertionError(f"the header holds {constant}, which JSON does not have")
+
+    with np.load(path, allow_pickle=False) as archive:
+        json.loads(archive[checkpoint._HEADER].tobytes().decode("utf-8"), parse_constant=refuse)

@@ -84,3 +84,58 @@ def test_train_eval_and_assignment_before_init():
 
     with pytest.raises(AttributeError, match="Module.__init__"):
         Broken()
+
+
+DTYPE_MODULES = {
+    "LSTM": lambda dtype: nr.LSTM(2, 3, dtype=dtype),
+    "GRU": lambda dtype: nr.GRU(2, 3, dtype=dtype),
+    "RNN": lambda dtype: nr.RNN(2, 3, dtype=dtype),
+    "LSTMCell": lambda dtype: nr.LSTMCell(2, 3, dtype=dtype),
+    "GRUCell": lambda dtype: nr.GRUCell(2, 3, dtype=dtype),
+    "RNNCell": lambda dtype: nr.RNNCell(2, 3, dtype=dtype),
+    "Linear": lambda dtype: nr.nn.Linear(2, 3, dtype=dtype),
+    "Embedding": lambda dtype: nr.nn.Embedding(4, 3, dtype=dtype),
+}
+
+
+def _torch_or_none():
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+@pytest.mark.parametrize("kind", sorted(DTYPE_MODULES))
+def test_module_dtype_spellings(kind):
+    make = DTYPE_MODULES[kind]
+    torch = _torch_or_none()
+    spellings = {np.dtype(np.float64): ["float64", "f8", "double", np.float64, np.dtype("float64"), float],
+                 np.dtype(np.float32): [None, "float32", "f4", np.float32, np.dtype("float32")]}
+    if torch is not None:
+        spellings[np.dtype(np.float64)].append(torch.float64)
+        spellings[np.dtype(np.float32)].append(torch.float32)
+    for expected, values in spellings.items():
+        for value in values:
+            module = make(value)
+            assert all(p.dtype == expected for p in module.parameters()), (value, expected)
+    refused = ["bogus", "int32", np.int64, "float16", np.complex128, object, 3, True, ""]
+    if torch is not None:
+        refused += [torch.int64, torch.bfloat16]
+    for value in refused:
+        with pytest.raises(TypeError, match="dtype") as info:
+            make(value)
+        assert repr(value) in str(info.value)
+
+
+def test_tensor_dtype_spellings():
+    torch = _torch_or_none()
+    assert nr.tensor([1, 2], dtype="float64").dtype == np.float64
+    assert nr.tensor([1, 2], dtype=np.int32).dtype == np.int32
+    assert nr.tensor([1.5], dtype=bool).dtype == np.bool_
+    if torch is not None:
+        assert nr.tensor([1, 2], dtype=torch.float64).dtype == np.float64
+        assert nr.tensor([1, 2], dtype=torch.int64).dtype == np.int64
+    for value in ("bogus", np.complex64, object, 1.5):
+        with pytest.raises(TypeError, match="dtype"):
+            nr.tensor([1, 2], dtype=value)

@@ -247,3 +247,55 @@ def test_refused_loss_leaves_gradients_untouched(monkeypatch):
     with pytest.raises(ValueError):
         F.cross_entropy(layer(np.ones((1, 3), "float32")), np.array([5]))
     np.testing.assert_array_equal(layer.weight.grad.numpy(), before)
+
+
+def test_no_kernel_is_launched_over_zero_items(monkeypatch):
+    """A launch of zero blocks fails on a GPU: empty lookups and zero-size parameters
+    launch nothing, and still give the right (empty or zero) results."""
+    blocks = []
+    real = backend.launch_grid
+
+    def record(kernel, grid, threads, shared, *args):
+        blocks.append(grid)
+        return real(kernel, grid, threads, shared, *args)
+
+    monkeypatch.setattr(backend, "launch_grid", record)
+    embedding = nr.nn.Embedding(4, 3)
+    for ids in (np.zeros((0,), np.int64), np.zeros((2, 0), np.int64)):
+        out = embedding(ids)
+        assert out.shape == ids.shape + (3,)
+        out.sum().backward()
+        np.testing.assert_array_equal(embedding.weight.grad.numpy(), 0)
+    for name in ("SGD", "Adam", "AdamW"):
+        empty = nr.nn.Parameter(np.zeros((0, 3), "float32"))
+        empty.grad = nr.tensor(np.zeros((0, 3), "float32"))
+        opt = getattr(nr.optim, name)([empty], lr=0.1)
+        opt.step()
+        assert empty.shape == (0, 3)
+    embedding(np.array([[1, 2]])).sum().backward()  # a real lookup still launches
+    assert blocks and 0 not in blocks
+
+
+def test_strided_index_arrays(rng):
+    """Index arrays that are views with strides (a column of a batch) work as their
+    contiguous copies do, forward and backward."""
+    ids = rng.integers(0, 5, (4, 3))
+    for strided in (ids[:, 1], ids[:, ::2]):
+        assert not strided.flags.c_contiguous
+        embedding = nr.nn.Embedding(5, 2, dtype="float64")
+        weight = rng.standard_normal(strided.shape + (2,))
+        (embedding(strided) * nr.tensor(weight)).sum().backward()
+        expected = np.zeros((5, 2))
+        np.add.at(expected, strided, weight)
+        np.testing.assert_allclose(embedding.weight.grad.numpy(), expected, rtol=1e-12)
+    targets = ids[:, 1]
+    logits = rng.standard_normal((4, 5))
+    for loss in (F.cross_entropy, lambda x, t: F.nll_loss(F.log_softmax(x, 1), t)):
+        results = []
+        for target in (targets, targets.copy()):
+            x = nr.tensor(logits, requires_grad=True)
+            value = loss(x, target)
+            value.backward()
+            results.append((value.item(), x.grad.numpy()))
+        assert results[0][0] == results[1][0]
+        np.testing.assert_array_equal(results[0][1], results[1][1])

@@ -216,7 +216,7 @@ BAD = [
     ("empty params", lambda: nr.optim.Adam([]), ValueError, ["params", "empty"]),
     ("a tensor, not a list", lambda: nr.optim.Adam(_param()), TypeError, ["params", "Tensor"]),
     ("not tensors", lambda: nr.optim.SGD([np.zeros(2)]), TypeError, ["params", "ndarray"]),
-    ("no grad", lambda: nr.optim.SGD([nr.tensor([1.0])]), ValueError, ["params", "require grad"]),
+    ("not a leaf", lambda: nr.optim.SGD([_param() * 2]), ValueError, ["params", "leaf"]),
     ("twice", lambda: (lambda p: nr.optim.SGD([p, p]))(_param()), ValueError, ["params", "more than one"]),
     ("max_norm", lambda: nr.nn.utils.clip_grad_norm_([_param()], "1"), TypeError, ["max_norm", "str"]),
     ("norm_type", lambda: nr.nn.utils.clip_grad_norm_([_param()], 1.0, 0), ValueError, ["norm_type", "0"]),
@@ -245,3 +245,56 @@ def test_refused_state_dict_changes_nothing(rng):
     for k, entry in before["state"].items():
         for key, value in entry.items():
             np.testing.assert_array_equal(after["state"][k][key], value)
+
+
+@pytest.mark.parametrize("name,options", [("SGD", dict(lr=0.1, momentum=0.9)),
+                                          ("Adam", dict(lr=0.1)), ("AdamW", dict(lr=0.1))])
+def test_frozen_parameters_and_missing_gradients_are_skipped(name, options, rng):
+    """As torch.optim: parameters with requires_grad=False, or whose .grad is None, are
+    accepted and left alone by step()."""
+    start = [rng.standard_normal(3) for _ in range(3)]
+    frozen = nr.tensor(start[0])                          # requires_grad=False
+    unused = nr.tensor(start[1], requires_grad=True)      # .grad stays None
+    live = nr.tensor(start[2], requires_grad=True)
+    opt = getattr(nr.optim, name)([frozen, unused, live], **options)
+    gradient = rng.standard_normal(3)
+    live.grad = nr.tensor(gradient)
+    opt.step()
+    np.testing.assert_array_equal(frozen.numpy(), start[0])
+    np.testing.assert_array_equal(unused.numpy(), start[1])
+    assert not np.array_equal(live.numpy(), start[2])
+    assert list(opt.state_dict()["state"]) == [2]
+    with pytest.raises(ValueError, match="leaf"):
+        getattr(nr.optim, name)([live * 2], **options)
+    try:
+        import torch
+    except ImportError:
+        return
+    theirs = [torch.tensor(a, requires_grad=k > 0) for k, a in enumerate(start)]
+    torch_opt = getattr(torch.optim, name)(theirs, **options)
+    theirs[2].grad = torch.tensor(gradient)
+    torch_opt.step()
+    for ours, expected in zip((frozen, unused, live), theirs):
+        assert_close(ours, expected.detach(), "float64", "parameter")
+
+
+def test_amsgrad_switched_on_later_gets_state_of_its_own(rng):
+    """Turning amsgrad on for a state made without it allocates max_exp_avg_sq (the
+    kernel would otherwise write past a 1-element placeholder)."""
+    p = nr.tensor(rng.standard_normal((2, 3)), requires_grad=True)
+    twin = nr.tensor(p.numpy(), requires_grad=True)
+    opt = nr.optim.Adam([p], lr=0.1)
+    twin_opt = nr.optim.Adam([twin], lr=0.1)
+    for step in range(2):
+        gradient = rng.standard_normal((2, 3))
+        p.grad, twin.grad = nr.tensor(gradient), nr.tensor(gradient)
+        if step == 1:
+            opt.param_groups[0]["amsgrad"] = True
+        opt.step()
+        twin_opt.step()
+    state = opt.state[p]
+    assert state["max_exp_avg_sq"].shape == (2, 3)
+    # max(0, v) = v: the first amsgrad step is the plain Adam step
+    np.testing.assert_array_equal(state["max_exp_avg_sq"], state["exp_avg_sq"])
+    np.testing.assert_array_equal(p.numpy(), twin.numpy())
+    np.testing.assert_array_equal(nr.backend.placeholder(1, np.float64), [0.0])

@@ -5,6 +5,7 @@ import numbers
 import numpy as np
 
 from .. import backend
+from ..tensor import dtype_of
 
 
 def check_int(name, value, minimum):
@@ -37,13 +38,18 @@ def check_probability(name, value):
 
 
 def check_dtype(dtype):
-    """The storage dtype: float32 (also for None, PyTorch's default) or float64."""
+    """The storage dtype of a module: float32 (also for None, PyTorch's default) or
+    float64, given as a NumPy dtype or type, its name, or torch.float32/torch.float64."""
+    if dtype is None:
+        return np.dtype(np.float32)
     try:
-        resolved = np.dtype("float32" if dtype is None else dtype)
+        resolved = dtype_of(dtype, kinds="f")
     except TypeError:
         resolved = None
-    if resolved not in backend.FLOAT_DTYPES:
-        raise TypeError(f"dtype: expected 'float32' or 'float64', got {dtype!r}")
+    # (not `resolved in FLOAT_DTYPES` alone: NumPy compares a dtype equal to None)
+    if resolved is None or resolved not in backend.FLOAT_DTYPES:
+        raise TypeError(f"dtype: expected float32 or float64 (a NumPy dtype, its name, or "
+                        f"torch.float32/torch.float64), got {dtype!r}")
     return resolved
 
 

@@ -39,7 +39,9 @@ def _as_float_tensor(value, name):
 
 
 def _as_indices(value, name, upper, allowed=None):
-    """Integer device indices in [0, upper) (or equal to ``allowed``), checked."""
+    """Integer device indices in [0, upper) (or equal to ``allowed``), checked, as a
+    contiguous int64 array (a strided view such as ``ids[:, c]`` is copied: kernels take
+    contiguous arrays)."""
     data = value.data if isinstance(value, Tensor) else _to_storage(value)
     if data.dtype.kind not in "iu":
         raise TypeError(f"{name}: expected integer indices, got dtype {data.dtype}")
@@ -51,7 +53,7 @@ def _as_indices(value, name, upper, allowed=None):
         raise ValueError(f"{name}: expected indices in [0, {upper})"
                          + (f" or {allowed}" if allowed is not None else "")
                          + f", got {first}")
-    return data.astype(np.int64, copy=False)
+    return xp.ascontiguousarray(data, dtype=np.int64)
 
 
 # ------------------------------------------------------------------------- layers
