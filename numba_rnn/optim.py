@@ -85,6 +85,7 @@ class Optimizer:
                 if p.grad is not None:
                     self._update(p, xp.ascontiguousarray(p.grad.data).reshape(-1), group,
                                  self.state.setdefault(p, {}))
+                    p._version += 1  # written in place: graphs that saved it are stale
         return loss
 
     # ------------------------------------------------------------------ state

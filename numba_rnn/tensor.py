@@ -14,6 +14,8 @@ second backward through them raises RuntimeError) unless ``retain_graph=True``. 
 mode (``no_grad``, ``enable_grad``, ``set_grad_enabled``) is per thread.
 """
 import contextlib
+import functools
+import inspect
 import numbers
 import threading
 import weakref
@@ -40,7 +42,8 @@ class _GradMode(contextlib.ContextDecorator):
     """A context manager and decorator that sets grad mode to ``self._enabled`` on entry
     and restores the previous mode on exit. Entries nest (each saves its own previous
     mode), and each call of a decorated function gets a fresh context, so a recursive
-    decorated function restores the mode its caller had."""
+    decorated function restores the mode its caller had; a decorated generator runs each
+    step in the mode, and its caller keeps its own between steps, as in PyTorch."""
 
     _enabled = None
 
@@ -52,8 +55,13 @@ class _GradMode(contextlib.ContextDecorator):
                             f"decorate, got {type(orig_func).__name__}")
         return cls()(orig_func)  # used bare, as @nr.no_grad
 
-    def __init__(self, orig_func=None):
+    def __init__(self):
         self._previous = []
+
+    def __call__(self, func):
+        if inspect.isgeneratorfunction(func):
+            return _wrap_generator(self._recreate_cm, func)
+        return super().__call__(func)
 
     def _recreate_cm(self):
         return type(self)()
@@ -66,6 +74,34 @@ class _GradMode(contextlib.ContextDecorator):
     def __exit__(self, *exc):
         _set_grad_mode(self._previous.pop())
         return False
+
+
+def _wrap_generator(context, func):
+    """``func``, a generator function, with every step of its generator run within a
+    fresh ``context()`` (PyTorch's _wrap_generator does the same)."""
+    @functools.wraps(func)
+    def generator(*args, **kwargs):
+        steps = func(*args, **kwargs)
+        try:
+            with context():
+                response = steps.send(None)
+            while True:
+                try:
+                    request = yield response
+                except GeneratorExit:
+                    with context():
+                        steps.close()
+                    raise
+                except BaseException as exc:
+                    with context():
+                        response = steps.throw(exc)
+                else:
+                    with context():
+                        response = steps.send(request)
+        except StopIteration as stop:
+            return stop.value
+
+    return generator
 
 
 class no_grad(_GradMode):
@@ -93,11 +129,11 @@ class set_grad_enabled(_GradMode):
         if not isinstance(mode, (bool, np.bool_)):
             raise TypeError(f"mode: expected True or False, got {type(mode).__name__} {mode!r}")
         self._enabled = bool(mode)
-        self._previous = [is_grad_enabled()]
+        self._before = is_grad_enabled()
         _set_grad_mode(self._enabled)
 
     def __call__(self, func):
-        _set_grad_mode(self._previous[0])  # decorating switches nothing until a call
+        _set_grad_mode(self._before)  # decorating switches nothing until a call
         return super().__call__(func)
 
     def _recreate_cm(self):
@@ -108,7 +144,7 @@ class set_grad_enabled(_GradMode):
         return self
 
     def __exit__(self, *exc):
-        _set_grad_mode(self._previous[0])
+        _set_grad_mode(self._before)
         return False
 
 
@@ -121,12 +157,15 @@ class Function:
     ``edges`` has one entry per input: None (the input needs no gradient), the input
     itself when it is a leaf that requires grad (its ``.grad`` accumulates), or
     ``(function, output number)`` of the operation that produced it. The graph holds
-    functions and leaves, never intermediate tensors: their arrays stay alive only where
+    functions and leaves, not intermediate tensors: their arrays stay alive only where
     a ``backward`` closure saved them. ``saves`` says whether it did; such a closure is
     dropped after it runs (unless the graph is retained), which frees those arrays.
+    ``versions``: the leaf inputs with their ``_version`` when recorded; a leaf written
+    in place since (an optimizer step, load_state_dict) would make the saved arrays
+    stale, and backward refuses to run, as PyTorch's version counters do.
     """
 
-    __slots__ = ("edges", "backward", "n_outputs", "saves", "retained")
+    __slots__ = ("edges", "backward", "n_outputs", "saves", "retained", "versions")
 
     def __init__(self, inputs, backward, n_outputs=1, saves=True):
         self.edges = tuple(_edge(t) for t in inputs)
@@ -134,6 +173,17 @@ class Function:
         self.n_outputs = n_outputs
         self.saves = saves
         self.retained = None  # {output number: weakref of a tensor that retains its grad}
+        self.versions = tuple((t, t._version) for t in inputs if t._fn is None) if saves else ()
+
+    def release(self):
+        """Drop the closure and what it saved."""
+        self.backward = None
+        self.versions = ()
+
+
+class GradientShapeError(ValueError, RuntimeError):
+    """A ``backward(gradient)`` whose shape is not the tensor's: a ValueError, as bad
+    input is here, and a RuntimeError, as PyTorch raises."""
 
 
 def _edge(t):
@@ -144,19 +194,21 @@ def _edge(t):
 
 def dtype_of(value, name="dtype", kinds="biuf"):
     """The NumPy dtype that ``value`` names: a NumPy dtype or scalar type, a name NumPy
-    knows ("float32", "int64", ...), a Python type (float is float64), or a PyTorch dtype
-    (torch.float32, ...). Anything else, None included, or a dtype whose kind is not in
-    ``kinds`` (b bool, i/u integers, f floats) is refused with a TypeError naming
-    ``name``."""
+    knows ("float32", "int64", ...; note that "float" is NumPy's float64, not
+    torch.float), a Python type (float is float64), or a PyTorch dtype (torch.float32,
+    ...). Anything else, None included, a dtype whose kind is not in ``kinds`` (b bool,
+    i/u integers, f floats), or one the device cannot hold (not in native byte order,
+    wider than 8 bytes) is refused with a TypeError naming ``name``."""
     resolved = None
     if type(value).__name__ == "dtype" and type(value).__module__ == "torch":
         value = str(value).rsplit(".", 1)[-1]  # torch.float32 -> "float32"
-    if value is not None and not isinstance(value, (bool, numbers.Number)):
+    if isinstance(value, (str, type, np.dtype)):
         try:
             resolved = np.dtype(value)
         except (TypeError, ValueError):
             resolved = None
-    if resolved is None or resolved.kind not in kinds:
+    if (resolved is None or resolved.kind not in kinds or not resolved.isnative
+            or resolved.itemsize > 8):
         raise TypeError(f"{name}: expected a NumPy dtype, its name or a torch dtype, of "
                         f"kind {', '.join(_KIND_NAMES[k] for k in kinds)}, got {value!r}")
     return resolved
@@ -219,6 +271,7 @@ class Tensor:
         self.grad = None
         self._fn = _fn
         self._output_nr = _output_nr
+        self._version = 0  # counts in-place writes of ``data`` (see Function.versions)
 
     # ----------------------------------------------------------------- properties
     shape = property(lambda self: tuple(self.data.shape))
@@ -250,9 +303,14 @@ class Tensor:
         return Tensor(self.data)
 
     def requires_grad_(self, requires_grad=True):
+        """Switch gradient tracking of a leaf on or off; ``.grad`` is kept, as in
+        PyTorch."""
         if not self.is_leaf:
             raise RuntimeError("requires_grad_: only leaf tensors can change requires_grad")
-        Tensor.__init__(self, self.data, requires_grad)
+        if requires_grad and self.data.dtype not in backend.FLOAT_DTYPES:
+            raise TypeError(f"requires_grad: only float32 and float64 tensors can require "
+                            f"gradients, got dtype {self.data.dtype}")
+        self.requires_grad = bool(requires_grad)
         return self
 
     def __repr__(self):
@@ -287,7 +345,7 @@ class Tensor:
         else:
             grad = _to_storage(gradient, self.dtype)
             if grad.shape != self.data.shape:
-                raise ValueError(
+                raise GradientShapeError(
                     f"gradient: expected shape {self.shape}, got {tuple(grad.shape)}"
                 )
         _run_backward(self, grad, bool(retain_graph))
@@ -340,14 +398,14 @@ class Tensor:
         other = self._operand(other)
         a, b = self.data, other.data
         return _record(a * b, (self, other),
-                       lambda g: (_unbroadcast(g * b, self.shape), _unbroadcast(g * a, other.shape)))
+                       lambda g: (_unbroadcast(g * b, a.shape), _unbroadcast(g * a, b.shape)))
 
     def __truediv__(self, other):
         other = self._operand(other)
         a, b = self.data, other.data
         return _record(a / b, (self, other),
-                       lambda g: (_unbroadcast(g / b, self.shape),
-                                  _unbroadcast(-g * a / (b * b), other.shape)))
+                       lambda g: (_unbroadcast(g / b, a.shape),
+                                  _unbroadcast(-g * a / (b * b), b.shape)))
 
     def __radd__(self, other):
         return self._operand(other) + self
@@ -408,9 +466,10 @@ class Tensor:
         axes = _axes(dim if axis is None else axis, self.ndim)
         keep = keepdim if keepdims is None else keepdims
         shape = self.shape
-        count = xp.asarray(1, dtype=self.dtype)
+        count = 1
         for i in axes:
             count *= shape[i]
+        count = self.dtype.type(count)  # x / count keeps x's dtype
 
         def backward(g):
             if not keep:
@@ -485,6 +544,12 @@ _FREED = ("backward: trying to backward through the graph a second time (or thro
           "were released then. Call the first backward(retain_graph=True) to keep them")
 
 
+_MODIFIED = ("backward: a tensor of shape {shape} that this graph saved for the gradient "
+             "was modified in place after the forward pass (its version is {new}, it was "
+             "{old} then: an optimizer step or load_state_dict wrote it), so the "
+             "gradient would be wrong; run the forward again after the update")
+
+
 def _run_backward(root, grad, retain_graph):
     """Apply the recorded functions from ``root`` back to the leaves, in reverse
     topological order: a function runs only once every consumer of its outputs has
@@ -503,6 +568,10 @@ def _run_backward(root, grad, retain_graph):
         fn = stack.pop()
         if fn.backward is None:
             raise RuntimeError(_FREED)
+        for tensor, version in fn.versions:
+            if tensor._version != version:
+                raise RuntimeError(_MODIFIED.format(shape=tensor.shape, old=version,
+                                                    new=tensor._version))
         for edge in fn.edges:
             if type(edge) is tuple:
                 producer = edge[0]
@@ -528,7 +597,7 @@ def _run_backward(root, grad, retain_graph):
                         tensor._accumulate(out_grads[k])
             in_grads = fn.backward(out_grads if fn.n_outputs > 1 else out_grads[0])
         if fn.saves and not retain_graph:
-            fn.backward = None  # releases the arrays its closure saved
+            fn.release()
         for k, edge in enumerate(fn.edges):
             g = None if in_grads is None else in_grads[k]
             if type(edge) is tuple:

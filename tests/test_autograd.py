@@ -320,3 +320,80 @@ def test_the_graph_holds_no_intermediate_tensor():
     assert all(isinstance(e, (tuple, tensor_module.Tensor, type(None))) for e in z._fn.edges)
     z.backward()
     np.testing.assert_array_equal(x.grad.numpy(), [1.0, 1.0])
+
+
+def test_decorated_generators_run_each_step_in_the_mode():
+    x = leaf([1.0, 2.0])
+
+    @nr.no_grad()
+    def no_grad_steps():
+        for _ in range(2):
+            received = yield (x * 2).requires_grad, nr.is_grad_enabled()
+            assert received == "go on"
+
+    @nr.set_grad_enabled(False)
+    def off_steps():
+        yield nr.is_grad_enabled()
+
+    steps = no_grad_steps()
+    assert next(steps) == (False, False)
+    assert nr.is_grad_enabled()                    # the caller's mode between steps
+    assert steps.send("go on") == (False, False)
+    with pytest.raises(StopIteration):
+        steps.send("go on")
+    assert list(off_steps()) == [False] and nr.is_grad_enabled()
+    with nr.no_grad():
+        assert list(nr.enable_grad()(lambda: (yield nr.is_grad_enabled()))()) == [True]
+        assert not nr.is_grad_enabled()
+
+
+def test_an_in_place_update_of_a_saved_parameter_is_refused():
+    # two losses over one graph, an optimizer step between their backwards: the saved
+    # value of w is stale, and PyTorch refuses as well
+    w, x = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    h = w * x
+    first, second = h.sum(), (h * h).sum()
+    first.backward(retain_graph=True)
+    nr.optim.SGD([w], lr=0.5).step()
+    with pytest.raises(RuntimeError, match="modified in place"):
+        second.backward()
+    layer = nr.GRU(2, 2, dtype="float64")
+    out, _ = layer(leaf(np.ones((2, 1, 2))))
+    layer.load_state_dict(layer.state_dict())
+    with pytest.raises(RuntimeError, match="modified in place"):
+        out.sum().backward()
+    # a forward after the update records the new version
+    out, _ = layer(leaf(np.ones((2, 1, 2))))
+    out.sum().backward()
+
+
+def test_closures_keep_arrays_not_tensors():
+    a = leaf([1.0, 2.0])
+    for op in (lambda y: y * y, lambda y: y / (y + 3.0), nr.nn.functional.tanh,
+               nr.nn.Linear(2, 2, dtype="float64")):
+        y = a * 2
+        kept = weakref.ref(y)
+        z = op(y)
+        del y
+        gc.collect()
+        assert kept() is None
+        z.sum().backward()
+
+
+def test_gradient_of_the_wrong_shape_is_both_errors():
+    y = leaf([1.0, 2.0]) * 2
+    for error in (ValueError, RuntimeError):     # ours, and PyTorch's
+        with pytest.raises(error, match="gradient: expected shape"):
+            y.backward(np.ones(3), retain_graph=True)
+
+
+def test_requires_grad_switch_keeps_the_gradient():
+    x = leaf([1.0, 2.0])
+    (x * x).sum().backward()
+    x.requires_grad_(False)
+    assert not x.requires_grad and x.grad is not None
+    assert not (x * 2).requires_grad
+    x.requires_grad_()
+    assert (x * 2).requires_grad
+    with pytest.raises(TypeError, match="requires_grad"):
+        nr.tensor([1, 2]).requires_grad_()

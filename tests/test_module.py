@@ -139,3 +139,11 @@ def test_tensor_dtype_spellings():
     for value in ("bogus", np.complex64, object, 1.5):
         with pytest.raises(TypeError, match="dtype"):
             nr.tensor([1, 2], dtype=value)
+
+
+def test_dtypes_the_device_cannot_hold_are_refused():
+    for value in (">f4", np.dtype(">f8"), "float128", np.longdouble, "U3", nr.tensor([1.0])):
+        if np.dtype(np.longdouble).itemsize == 8 and value is np.longdouble:
+            continue  # long double is float64 on this platform
+        with pytest.raises(TypeError, match="dtype"):
+            nr.tensor([1.0], dtype=value)

@@ -42,14 +42,14 @@ def check_dtype(dtype):
     float64, given as a NumPy dtype or type, its name, or torch.float32/torch.float64."""
     if dtype is None:
         return np.dtype(np.float32)
+    message = (f"dtype: expected float32 or float64 (a NumPy dtype, its name, or "
+               f"torch.float32/torch.float64), got {dtype!r}")
     try:
         resolved = dtype_of(dtype, kinds="f")
     except TypeError:
-        resolved = None
-    # (not `resolved in FLOAT_DTYPES` alone: NumPy compares a dtype equal to None)
-    if resolved is None or resolved not in backend.FLOAT_DTYPES:
-        raise TypeError(f"dtype: expected float32 or float64 (a NumPy dtype, its name, or "
-                        f"torch.float32/torch.float64), got {dtype!r}")
+        raise TypeError(message) from None
+    if resolved not in backend.FLOAT_DTYPES:
+        raise TypeError(message)
     return resolved
 
 

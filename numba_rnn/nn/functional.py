@@ -64,19 +64,19 @@ def linear(input, weight, bias=None):
         raise ValueError(f"input: expected shape (*, {weight.shape[1]}), got {x.shape}")
     if x.dtype != weight.dtype:
         raise TypeError(f"input: expected dtype {weight.dtype} (the weight's), got {x.dtype}")
-    rows = x.data.reshape(-1, weight.shape[1])
-    y = rows @ weight.data.T
+    rows, w = x.data.reshape(-1, weight.shape[1]), weight.data
+    y = rows @ w.T
     if bias is not None:
         y += bias.data
-    lead = x.shape[:-1]
+    x_shape, has_bias = x.shape, bias is not None
 
     def backward(g):
-        g = g.reshape(-1, weight.shape[0])
-        grads = [(g @ weight.data).reshape(x.shape), g.T @ rows]
-        return grads + ([g.sum(axis=0)] if bias is not None else [])
+        g = g.reshape(-1, w.shape[0])
+        grads = [(g @ w).reshape(x_shape), g.T @ rows]
+        return grads + ([g.sum(axis=0)] if has_bias else [])
 
     inputs = (x, weight) if bias is None else (x, weight, bias)
-    return _record(y.reshape(lead + (weight.shape[0],)), inputs, backward)
+    return _record(y.reshape(x_shape[:-1] + (w.shape[0],)), inputs, backward)
 
 
 def embedding(input, weight, padding_idx=None):
@@ -112,8 +112,9 @@ def _pointwise(input, forward, derivative):
     """An elementwise op whose derivative is written in terms of its input x and
     output y: ``derivative(x, y)``."""
     x = _as_float_tensor(input, "input")
-    y = forward(x.data)
-    return _record(y, (x,), lambda g: (g * derivative(x.data, y),))
+    data = x.data
+    y = forward(data)
+    return _record(y, (x,), lambda g: (g * derivative(data, y),))
 
 
 def relu(input):

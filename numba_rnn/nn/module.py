@@ -129,6 +129,7 @@ class Module:
             values[name] = value
         for name, value in values.items():
             params[name].data[...] = backend.to_device(value, params[name].dtype)
+            params[name]._version += 1
         return IncompatibleKeys(missing, unexpected)
 
     def zero_grad(self, set_to_none=True):
