@@ -3,6 +3,9 @@
 The choice is made once, at import, before ``numba.cuda`` is first imported (Numba reads
 ``NUMBA_ENABLE_CUDASIM`` then):
 
+* ``NUMBA_RNN_COMPILE_ONLY=1``: no device at all. ``numba.cuda`` is the real target, so
+  the kernels can be compiled for GPUs (``numba_rnn.kernels.compile``) on a machine
+  without one; nothing can be launched, and storage is NumPy;
 * ``NUMBA_ENABLE_CUDASIM=1`` in the environment: the simulator, as asked;
 * otherwise, if CuPy imports and sees a CUDA device: the GPU, with CuPy storage;
 * otherwise: Numba's CUDA simulator on NumPy storage, with one warning saying so.
@@ -11,13 +14,16 @@ Everything else in the package asks this module for the array module (``xp``), f
 launch configurations and for kernel launches, and never imports CuPy itself.
 """
 import contextlib
+import functools
 import os
 import sys
 import warnings
+from collections import namedtuple
 
 import numpy as np
 
 _SIM_VAR = "NUMBA_ENABLE_CUDASIM"
+_COMPILE_ONLY_VAR = "NUMBA_RNN_COMPILE_ONLY"
 
 
 def _find_gpu():
@@ -53,8 +59,15 @@ def _caller_stacklevel():
     return 1
 
 
-_cupy, _why_simulator = _find_gpu()
-if _cupy is None:
+_COMPILE_ONLY = os.environ.get(_COMPILE_ONLY_VAR, "0") not in ("", "0")
+if _COMPILE_ONLY:
+    if os.environ.get(_SIM_VAR, "0") not in ("", "0"):
+        raise RuntimeError(f"numba_rnn: {_COMPILE_ONLY_VAR}=1 compiles for real GPUs, which "
+                           f"Numba's simulator cannot do; unset {_SIM_VAR}")
+    _cupy, _why_simulator = None, None
+else:
+    _cupy, _why_simulator = _find_gpu()
+if _cupy is None and not _COMPILE_ONLY:
     os.environ[_SIM_VAR] = "1"
     if "numba.cuda" in sys.modules:
         from numba.cuda.core import config as _numba_cuda_config
@@ -73,7 +86,9 @@ if _cupy is None:
             stacklevel=_caller_stacklevel(),
         )
 
-from numba import cuda  # noqa: E402  (after the simulator switch above)
+import numba  # noqa: E402  (after the simulator switch above)
+from numba import cuda  # noqa: E402
+from numba.core.errors import NumbaPerformanceWarning  # noqa: E402
 
 #: The array module of device storage: ``cupy`` on a GPU, ``numpy`` in the simulator.
 xp = _cupy if _cupy is not None else np
@@ -83,7 +98,10 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def backend_name():
-    """``"cuda"`` when kernels run on a GPU, ``"simulator"`` in Numba's CUDA simulator."""
+    """``"cuda"`` when kernels run on a GPU, ``"simulator"`` in Numba's CUDA simulator
+    (``"compile-only"`` in a process that only compiles them)."""
+    if _COMPILE_ONLY:
+        return "compile-only"
     return "cuda" if _ON_GPU else "simulator"
 
 
@@ -94,7 +112,11 @@ def is_device_array(a):
 
 def to_device(a, dtype=None):
     """``a`` (an array, a list, or anything with ``__cuda_array_interface__`` or
-    ``__dlpack__``) as device storage; no copy when it already is, with that dtype."""
+    ``__dlpack__``) as device storage; no copy when it already is, with that dtype.
+    A PyTorch tensor that requires grad gives its values (``detach()``, no copy), as
+    ``torch.tensor`` would: its exports refuse a tensor that is part of a graph."""
+    if type(a).__module__.startswith("torch") and getattr(a, "requires_grad", False):
+        a = a.detach()
     if (
         _ON_GPU
         and not isinstance(a, (xp.ndarray, np.ndarray))
@@ -135,18 +157,9 @@ def synchronize():
 _THREADS = 256 if _ON_GPU else 32
 
 
-#: Dynamic shared memory a block may use without an opt-in (48 KiB on every CUDA GPU).
+#: Dynamic shared memory a block may use without an opt-in (48 KiB on every CUDA GPU,
+#: static and dynamic together).
 SHARED_BYTES_PER_BLOCK = 48 * 1024
-
-
-def cooperative_blocks():
-    """How many blocks of a persistent kernel (256 threads, up to SHARED_BYTES_PER_BLOCK)
-    are surely co-resident: one per SM on a GPU, which stays within the driver's
-    max_cooperative_grid_blocks; one in the simulator, whose grid barrier only
-    synchronizes a single block."""
-    if not _ON_GPU:
-        return 1
-    return cuda.get_current_device().MULTIPROCESSOR_COUNT
 
 
 def threads_per_block():
@@ -173,28 +186,66 @@ def grid_1d(n):
     return (n + threads - 1) // threads, threads
 
 
-if _ON_GPU:
-    _streams = {}
-    _side_streams = []
+#: What a cooperative (grid-synchronizing) kernel may use: at most ``max_blocks`` blocks
+#: (one per SM), ``max_shared_bytes`` of dynamic shared memory per block, and
+#: ``co_resident(shared_bytes)``, how many blocks of that much dynamic shared memory the
+#: device holds at once (all of a cooperative grid must be resident).
+CooperativeLimits = namedtuple("CooperativeLimits",
+                               ["max_blocks", "max_shared_bytes", "co_resident"])
+
+_recorder = None
+
+
+def set_launch_recorder(recorder):
+    """Call ``recorder(kernel, blocks, threads, shared_bytes, args)`` before every launch
+    (None: stop). ``numba_rnn.kernels.registry.record_launches`` uses it."""
+    global _recorder
+    _recorder = recorder
+
+
+def _configure(kernel, blocks, threads, stream, shared_bytes):
+    """``kernel[blocks, threads, stream, shared_bytes]``, without Numba's warning about
+    low occupancy: small grids are deliberate here (a step of a small batch, one block
+    per SM for a persistent kernel), and the warning would reach the user's console."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NumbaPerformanceWarning)
+        return kernel[blocks, threads, stream, shared_bytes]
+
+
+def _streams_of(cupy):
+    """``concurrently`` for CuPy's streams (a function of the module, so that a test can
+    hand it a stand-in)."""
+    side_streams = []
 
     @contextlib.contextmanager
     def concurrently(n):
         """Yields ``n`` contexts: device work issued within the k-th runs on a stream of
         its own, after all work queued so far, and work queued after the block waits for
-        all of them. Independent work (the two directions of a layer) then overlaps."""
+        all of them, also when the block raises (work still queued on a side stream must
+        not outlive the arrays that an exception frees). Independent work (the two
+        directions of a layer) then overlaps."""
         if n == 1:
             yield [contextlib.nullcontext()]
             return
-        while len(_side_streams) < n:
-            _side_streams.append(_cupy.cuda.Stream(non_blocking=True))
-        main = _cupy.cuda.get_current_stream()
+        while len(side_streams) < n:
+            side_streams.append(cupy.cuda.Stream(non_blocking=True))
+        main = cupy.cuda.get_current_stream()
         ready = main.record()
-        streams = _side_streams[:n]
+        streams = side_streams[:n]
         for stream in streams:
             stream.wait_event(ready)
-        yield streams
-        for stream in streams:
-            main.wait_event(stream.record())
+        try:
+            yield streams
+        finally:
+            for stream in streams:
+                main.wait_event(stream.record())
+
+    return concurrently
+
+
+if _ON_GPU:
+    _streams = {}
+    concurrently = _streams_of(_cupy)
 
     def _numba_stream():
         # Launch on CuPy's current stream so that kernels and CuPy's GEMMs stay ordered
@@ -223,12 +274,62 @@ if _ON_GPU:
         """Launch ``kernel`` on ``blocks`` × ``threads`` with ``shared_bytes`` of dynamic
         shared memory on CuPy's current stream. Arguments may be CuPy arrays, views from
         ``kernel_views``, or scalars; the launch configuration is built once and reused."""
+        args = [_kernel_arg(a) for a in args]
+        if _recorder is not None:
+            _recorder(kernel, blocks, threads, shared_bytes, args)
+        if shared_bytes:
+            _allow_dynamic_shared(_overload(kernel, args), shared_bytes)
         ptr, stream = _numba_stream()
         key = (kernel, blocks, threads, shared_bytes, ptr)
         configured = _configured.get(key)
         if configured is None:
-            configured = _configured[key] = kernel[blocks, threads, stream, shared_bytes]
-        configured(*[_kernel_arg(a) for a in args])
+            configured = _configured[key] = _configure(kernel, blocks, threads, stream,
+                                                       shared_bytes)
+        configured(*args)
+
+    def _overload(kernel, args):
+        """The compiled kernel (Numba's _Kernel) that a launch with ``args`` runs."""
+        return kernel.compile(tuple(numba.typeof(a) for a in args))
+
+    _dynamic_allowed = {}
+
+    def _allow_dynamic_shared(overload, shared_bytes):
+        """Opt ``overload`` in to ``shared_bytes`` of dynamic shared memory (beyond 48 KiB
+        less its static shared memory that needs the driver attribute
+        CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES; numba-cuda has no API for it)."""
+        cufunc = overload._codelibrary.get_cufunc()
+        if _dynamic_allowed.get(id(cufunc), -1) >= shared_bytes:
+            return
+        if shared_bytes + cufunc.attrs.shared > SHARED_BYTES_PER_BLOCK:
+            from numba.cuda.cudadrv.driver import binding, driver
+
+            attribute = binding.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+            if type(cufunc.handle).__name__ == "CUkernel":  # numba-cuda loads libraries
+                driver.cuKernelSetAttribute(attribute, shared_bytes, cufunc.handle,
+                                            cufunc.device.id)
+            else:
+                driver.cuFuncSetAttribute(cufunc.handle, attribute, shared_bytes)
+        _dynamic_allowed[id(cufunc)] = shared_bytes
+
+    @functools.lru_cache(maxsize=None)
+    def cooperative_limits(kernel, signature, threads):
+        """CooperativeLimits of ``kernel`` compiled for ``signature`` (a tuple of Numba
+        types) in blocks of ``threads``, from the compiled kernel's own figures: its
+        static shared memory, the device's opt-in maximum per block (227 KiB on Hopper),
+        and the driver's occupancy for the dynamic size asked."""
+        overload = kernel.compile(signature)
+        cufunc = overload._codelibrary.get_cufunc()
+        device = cuda.get_current_device()
+        max_shared = device.MAX_SHARED_MEMORY_PER_BLOCK_OPTIN - cufunc.attrs.shared
+
+        @functools.lru_cache(maxsize=None)
+        def co_resident(shared_bytes):
+            if shared_bytes > max_shared:
+                return 0
+            _allow_dynamic_shared(overload, shared_bytes)
+            return overload.max_cooperative_grid_blocks(threads, shared_bytes)
+
+        return CooperativeLimits(device.MULTIPROCESSOR_COUNT, max_shared, co_resident)
 
 else:
 
@@ -244,7 +345,18 @@ else:
     def launch_grid(kernel, blocks, threads, shared_bytes, *args):
         """Launch ``kernel`` on ``blocks`` × ``threads`` with ``shared_bytes`` of dynamic
         shared memory (simulator: runs it to completion)."""
-        kernel[blocks, threads, 0, shared_bytes](*args)
+        if _COMPILE_ONLY:
+            raise RuntimeError(f"numba_rnn: {_COMPILE_ONLY_VAR}=1 compiles kernels and "
+                               "launches none")
+        if _recorder is not None:
+            _recorder(kernel, blocks, threads, shared_bytes, args)
+        _configure(kernel, blocks, threads, 0, shared_bytes)(*args)
+
+    def cooperative_limits(kernel, signature, threads):
+        """The simulator synchronizes a grid of one block only (and a block within
+        SHARED_BYTES_PER_BLOCK)."""
+        return CooperativeLimits(1, SHARED_BYTES_PER_BLOCK,
+                                 lambda shared_bytes: int(shared_bytes <= SHARED_BYTES_PER_BLOCK))
 
 
 def launch(kernel, n, *args):

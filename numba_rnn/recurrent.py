@@ -26,6 +26,7 @@ import contextlib
 import threading
 from collections import namedtuple
 
+import numba
 import numpy as np
 
 from . import backend
@@ -134,15 +135,42 @@ def force_path(path):
         _local.forced_path = previous
 
 
+def persistent_signatures(dtype):
+    """The argument types (Numba types) that ``layer_forward`` and ``layer_backward``
+    launch the persistent kernels with, for sizing them before a launch;
+    tests/test_compile.py checks them against the launches themselves."""
+    value = numba.from_dtype(np.dtype(dtype))
+
+    def array(ndim, element=value):
+        return numba.types.Array(element, ndim, "C")
+
+    sizes = array(1, numba.types.int32)
+    forward = (sizes, array(3), array(2), array(1), array(3), array(3), array(3),
+               numba.types.int64)
+    backward = (sizes, array(3), array(2), array(3), array(3), array(3), array(2), array(2),
+                array(3), array(3), numba.types.int64)
+    return forward, backward
+
+
 def persistent_plan(cell, hidden, dtype):
     """(units per block, blocks, shared bytes) for the persistent kernels, or None when
-    the G·H² weights do not fit in the co-resident blocks' shared memory."""
-    per_unit = cell.num_gates * hidden * np.dtype(dtype).itemsize
-    blocks = min(backend.cooperative_blocks(), hidden)
-    units = -(-hidden // blocks)
-    if units * per_unit > backend.SHARED_BYTES_PER_BLOCK:
-        return None
-    return units, -(-hidden // units), units * per_unit
+    the G·H² weights do not fit in the shared memory of blocks that can all be resident
+    at once. Sized from the compiled kernels' own figures (backend.cooperative_limits):
+    at most one block per SM, each within the device's opt-in shared memory less the
+    kernel's static shared memory, and all of them co-resident."""
+    dtype = np.dtype(dtype)
+    per_unit = cell.num_gates * hidden * dtype.itemsize
+    kernels = step_kernels(cell, dtype)
+    limits = [backend.cooperative_limits(kernel, signature, backend.threads_per_block())
+              for kernel, signature in zip((kernels.persistent_forward,
+                                            kernels.persistent_backward),
+                                           persistent_signatures(dtype))]
+    units = -(-hidden // min([hidden] + [limit.max_blocks for limit in limits]))
+    blocks, shared = -(-hidden // units), units * per_unit
+    for limit in limits:
+        if shared > limit.max_shared_bytes or limit.co_resident(shared) < blocks:
+            return None
+    return units, blocks, shared
 
 
 def choose_path(cell, batch, hidden, dtype, projection, on_gpu=None, validated=None):
@@ -158,7 +186,7 @@ def choose_path(cell, batch, hidden, dtype, projection, on_gpu=None, validated=N
         if forced == "persistent" and persistent_plan(cell, hidden, dtype) is None:
             raise ValueError(f"path: 'persistent' needs W_hh ({cell.num_gates}·{hidden}² "
                              f"values of {np.dtype(dtype)}) to fit in the shared memory of "
-                             f"{backend.cooperative_blocks()} co-resident blocks")
+                             "the blocks that can be co-resident on this device")
         return forced
     if projection or not on_gpu or not validated:
         return "plain"

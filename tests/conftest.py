@@ -2,6 +2,25 @@ import numpy as np
 import pytest
 
 import numba_rnn as nr
+from numba_rnn.kernels import registry
+
+#: Every kernel launch of the session, with its argument types: the compile check
+#: (test_compile.py, run last) compiles each kernel as the tests launched it.
+LAUNCHES = registry.LaunchRecord()
+
+
+def pytest_configure(config):
+    registry.record_launches(LAUNCHES)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    # the compile check reads what every other test launched: it runs last
+    items.sort(key=lambda item: item.path.name == "test_compile.py")
+
+
+@pytest.fixture(scope="session")
+def launch_record():
+    return LAUNCHES
 
 
 @pytest.fixture

@@ -25,6 +25,14 @@ def require(module):
     return pytest.importorskip(module)
 
 
+def skip_or_fail(reason):
+    """Skip a test whose tool is missing here; under .ci/run (NUMBA_RNN_REQUIRE_ALL=1)
+    fail it instead."""
+    if os.environ.get("NUMBA_RNN_REQUIRE_ALL") == "1":
+        pytest.fail(f"required under .ci/run: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
 def import_torch():
     """PyTorch with TF32 off, or a clean skip where it is absent."""
     torch = require("torch")

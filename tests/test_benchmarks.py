@@ -53,7 +53,6 @@ def test_correctness_run_in_the_simulator(tmp_path):
 
 
 @pytest.mark.skipif(backend.backend_name() != "simulator", reason="the simulator's run")
-@pytest.mark.skipif(backend.backend_name() != "simulator", reason="the simulator's run")
 def test_forced_path_in_the_correctness_run(tmp_path):
     code, out = run("bench_rnn.py", "--sets", "deepbench", "--path", "persistent",
                     "--no-progress", "--out", str(tmp_path))
@@ -151,3 +150,23 @@ def test_percentiles():
     bench_common.loader.exec_module(module)
     summary = module.percentiles(np.arange(1, 22))
     assert summary == {"median_ms": 11.0, "p10_ms": 3.0, "p90_ms": 19.0, "repeats": 21}
+
+
+@pytest.mark.skipif(backend.backend_name() != "simulator", reason="the simulator's run")
+def test_a_case_the_forced_path_cannot_run_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch):
+    bench = load_bench()
+    real = bench.recurrent.persistent_plan
+
+    def plan(cell, hidden, dtype):  # the GRU's weights do not fit; the LSTM's do
+        return None if cell.name == "gru" else real(cell, hidden, dtype)
+
+    monkeypatch.setattr(bench.recurrent, "persistent_plan", plan)
+    assert bench.main(["--sets", "small", "--quick", "--path", "persistent", "--no-progress",
+                       "--out", str(tmp_path)]) == 0
+    records = json.loads((tmp_path / "results.json").read_text())["records"]
+    refused = [r for r in records if r.get("not_runnable")]
+    assert refused and all(r["cell"] == "gru" for r in refused)
+    assert all("fit in the shared memory" in r["not_runnable"] for r in refused)
+    ran = [r for r in records if not r.get("not_runnable")]
+    assert ran and all(r["cell"] == "lstm" and r["passed"] for r in ran)
+    assert "not runnable" in (tmp_path / "results.md").read_text()

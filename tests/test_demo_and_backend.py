@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import numba_rnn as nr
@@ -45,3 +46,96 @@ def test_simulator_on_request_is_silent():
     assert done.stdout.strip() == "simulator"
     assert "no usable GPU" not in done.stderr
     assert nr.backend_name() in ("cuda", "simulator")
+
+
+def test_compile_only_mode_builds_kernels_for_the_real_target_and_launches_none():
+    code = ("import numba_rnn as nr\n"
+            "from numba_rnn import backend\n"
+            "from numba_rnn.kernels import registry\n"
+            "kernels = registry.all_kernels()\n"
+            "assert all(type(k).__name__ == 'CUDADispatcher' for k in kernels.values())\n"
+            "try:\n"
+            "    backend.launch(next(iter(kernels.values())), 1)\n"
+            "except RuntimeError as exc:\n"
+            "    print('refused:', exc)\n"
+            "print(nr.backend_name(), len(kernels))\n")
+    done = run(["-c", code], NUMBA_RNN_COMPILE_ONLY="1")
+    assert done.returncode == 0, done.stderr
+    assert "refused:" in done.stdout and "launches none" in done.stdout
+    assert done.stdout.strip().endswith("compile-only 53")
+    assert "no usable GPU" not in done.stderr
+    clash = run(["-c", "import numba_rnn"], NUMBA_RNN_COMPILE_ONLY="1", NUMBA_ENABLE_CUDASIM="1")
+    assert clash.returncode != 0 and "NUMBA_ENABLE_CUDASIM" in clash.stderr
+
+
+class _FakeStream:
+    def __init__(self, log, name):
+        self.log, self.name = log, name
+
+    def record(self):
+        self.log.append(("record", self.name))
+        return self.name
+
+    def wait_event(self, event):
+        self.log.append(("wait", self.name, event))
+
+
+def test_concurrent_streams_are_joined_even_when_the_block_raises():
+    """backend.concurrently on a GPU (its CuPy streams stood in for): the main stream
+    waits for every side stream after the block, also after an exception."""
+    from types import SimpleNamespace
+
+    from numba_rnn import backend
+
+    log = []
+    main = _FakeStream(log, "main")
+    count = iter(range(10))
+    fake = SimpleNamespace(cuda=SimpleNamespace(
+        Stream=lambda non_blocking: _FakeStream(log, f"side{next(count)}"),
+        get_current_stream=lambda: main))
+    concurrently = backend._streams_of(fake)
+    with pytest.raises(KeyError):
+        with concurrently(2) as streams:
+            assert [s.name for s in streams] == ["side0", "side1"]
+            raise KeyError("a failure inside the block")
+    assert log[-4:] == [("record", "side0"), ("wait", "main", "side0"),
+                        ("record", "side1"), ("wait", "main", "side1")]
+    with concurrently(2):
+        pass
+    assert log[-1] == ("wait", "main", "side1")   # the same two side streams, reused
+
+
+def test_low_occupancy_warnings_stay_inside():
+    """Numba warns about grids under 128 blocks when a launch is configured; small grids
+    are deliberate here, so the warning must not reach the user."""
+    import warnings
+
+    from numba.core.errors import NumbaPerformanceWarning
+
+    from numba_rnn import backend
+
+    class Kernel:
+        def __getitem__(self, config):
+            warnings.warn(NumbaPerformanceWarning("Grid size 1 will likely result in GPU "
+                                                  "under-utilization due to low occupancy."))
+            return lambda *args: None
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        backend._configure(Kernel(), 1, 32, 0, 0)
+        layer = nr.GRU(2, 3)
+        layer(np.ones((2, 1, 2), "float32"))[0].sum().backward()
+
+
+@pytest.mark.parametrize("requires_grad", [False, True])
+def test_torch_tensors_that_require_grad_give_their_values(requires_grad):
+    torch = pytest.importorskip("torch")
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() and nr.backend_name() == "cuda" else [])
+    for device in devices:
+        source = torch.arange(6, dtype=torch.float32, device=device).reshape(2, 3)
+        source.requires_grad_(requires_grad)
+        copied = nr.tensor(source)
+        np.testing.assert_array_equal(copied.numpy(), np.arange(6).reshape(2, 3))
+        layer = nr.LSTM(3, 2)
+        output, _ = layer(source[None] * 1)       # also as a layer's input
+        assert output.shape == (1, 2, 2)

@@ -40,6 +40,11 @@ def _problem(rng, mode, case, dtype):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_path_matches_reference(path, mode, case, dtype, rng):
     problem = _problem(rng, mode, CASES[case], dtype)
+    hidden = CASES[case][3]
+    if path == "persistent" and recurrent.persistent_plan(CELLS[mode], hidden, dtype) is None:
+        with recurrent.force_path(path), pytest.raises(ValueError, match="fit in the shared"):
+            problem[0](problem[1])   # too big for this device's shared memory: refused
+        return
     with recurrent.force_path(path):
         assert_matches(reference_results(*problem), *problem)
     layer = problem[0]
@@ -79,22 +84,57 @@ def test_automatic_choice():
     assert recurrent.choose_path(lstm, 1, 8, "float32", False, on_gpu=True, validated=False) == "plain"
 
 
+def fake_gpu(monkeypatch, sms=132, max_shared=227 * 1024 - 1024):
+    """backend.cooperative_limits as an H100's would be: one block per SM, each with up
+    to ``max_shared`` bytes of dynamic shared memory (the opt-in 227 KiB less the 1 KiB
+    static section the compile report shows on sm_90), all resident at once."""
+    def limits(kernel, signature, threads):
+        return backend.CooperativeLimits(
+            sms, max_shared, lambda shared: sms if shared <= max_shared else 0)
+
+    monkeypatch.setattr(backend, "cooperative_limits", limits)
+
+
 def test_automatic_choice_on_a_gpu(monkeypatch):
     lstm, gru = CELLS["lstm"], CELLS["gru"]
-    monkeypatch.setattr(backend, "cooperative_blocks", lambda: 132)
+    fake_gpu(monkeypatch)
 
     def choose(cell, batch, hidden, dtype="float32"):
         return recurrent.choose_path(cell, batch, hidden, dtype, False, on_gpu=True,
                                      validated=True)
 
-    # LSTM H=1024 float32: 16 MiB of W_hh over 132 blocks is 124 KiB a block: too much
-    assert recurrent.persistent_plan(lstm, 1024, "float32") is None
-    assert choose(lstm, 1, 1024) == "fused" and choose(lstm, 32, 1024) == "plain"
-    # H=512: 4 units a block, 32 KiB each, 128 blocks
+    # LSTM H=2048 float32: 64 MiB of W_hh over 132 blocks is 512 KiB a block: too much
+    assert recurrent.persistent_plan(lstm, 2048, "float32") is None
+    assert choose(lstm, 1, 2048) == "fused" and choose(lstm, 32, 2048) == "plain"
+    # H=1024: 8 units a block, 16 KiB each (beyond 48 KiB: the opt-in), 128 blocks
+    assert recurrent.persistent_plan(lstm, 1024, "float32") == (8, 128, 8 * 4 * 1024 * 4)
+    # H=512: 4 units a block, 8 KiB each, 128 blocks
     assert recurrent.persistent_plan(lstm, 512, "float32") == (4, 128, 4 * 4 * 512 * 4)
     assert choose(lstm, 32, 512) == "persistent" and choose(lstm, 64, 512) == "plain"
     assert choose(gru, 8, 256) == "persistent"
     assert recurrent.persistent_plan(gru, 256, "float64") == (2, 128, 2 * 3 * 256 * 8)
+
+
+def test_persistent_plan_needs_every_block_resident(monkeypatch):
+    lstm = CELLS["lstm"]
+    # Without the opt-in (48 KiB less the static KiB) H=1024 does not fit ...
+    fake_gpu(monkeypatch, max_shared=47 * 1024)
+    assert recurrent.persistent_plan(lstm, 1024, "float32") is None
+    assert recurrent.persistent_plan(lstm, 256, "float32") == (2, 128, 2 * 4 * 256 * 4)
+    # ... and a grid the device cannot hold at once is refused too
+    monkeypatch.setattr(backend, "cooperative_limits", lambda k, s, t: backend.CooperativeLimits(
+        132, 227 * 1024, lambda shared: 100))
+    assert recurrent.persistent_plan(lstm, 512, "float32") is None
+    assert recurrent.persistent_plan(lstm, 100, "float32") == (1, 100, 4 * 100 * 4)
+
+
+def _too_big_for_persistent(dtype="float64"):
+    """The smallest hidden size (a power of two) whose W_hh this device cannot keep on
+    chip: 64 in the simulator's one block, about 1024 on an H100."""
+    for hidden in (2 ** k for k in range(6, 14)):
+        if recurrent.persistent_plan(CELLS["lstm"], hidden, dtype) is None:
+            return hidden
+    raise AssertionError("every size fits on chip")
 
 
 def test_forced_paths_are_checked(rng):
@@ -105,6 +145,17 @@ def test_forced_paths_are_checked(rng):
     with pytest.raises(ValueError, match="path: expected one of"):
         with recurrent.force_path("fast"):
             pass
-    big = make_problem(rng, "lstm", 2, 1, 3, 64, 1, "float64")[0]
+    big = nr.LSTM(3, _too_big_for_persistent(), dtype="float64")
     with recurrent.force_path("persistent"), pytest.raises(ValueError, match="fit in the shared"):
         big(np.zeros((2, 1, 3)))
+
+
+@pytest.mark.skipif(not ON_GPU, reason="beyond 48 KiB needs the opt-in of a GPU")
+def test_persistent_kernel_beyond_48_kib_of_shared_memory(rng):
+    """float64 LSTM H=512: 64 KiB of W_hh per block, which only the opt-in attribute
+    (backend._allow_dynamic_shared) allows; the numbers must still be the reference's."""
+    plan = recurrent.persistent_plan(CELLS["lstm"], 512, "float64")
+    assert plan is not None and plan[2] > 48 * 1024, plan
+    problem = make_problem(rng, "lstm", 3, 2, 8, 512, 1, "float64")
+    with recurrent.force_path("persistent"):
+        assert_matches(reference_results(*problem), *problem)

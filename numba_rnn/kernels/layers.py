@@ -5,9 +5,10 @@ more than once receive several additions, hence the atomic add; one thread per e
 of dy.
 """
 from ..backend import cuda
+from . import registry
 
 
-@cuda.jit
+@registry.jit
 def embedding_backward(indices, dy, dweight):
     # indices (N,) int64; dy (N,E); dweight (V,E), accumulated into
     k = cuda.grid(1)

@@ -14,13 +14,18 @@ Adam / AdamW, with g = ±grad:
 Hyper-parameters arrive as scalars of the parameter's dtype, so float32 stays float32.
 Arrays that a variant does not use are 1-element placeholders (arguments never alias).
 """
-import functools
 import math
 
+from .. import backend
 from ..backend import cuda
+from . import registry
 
 
-@functools.lru_cache(maxsize=None)
+def _float_dtypes():
+    return [(dtype,) for dtype in backend.FLOAT_DTYPES]
+
+
+@registry.factory(_float_dtypes)
 def sgd_kernel(dtype):
     zero = dtype.type(0)
 
@@ -51,7 +56,7 @@ def sgd_kernel(dtype):
     return sgd_step
 
 
-@functools.lru_cache(maxsize=None)
+@registry.factory(_float_dtypes)
 def adam_kernel(dtype):
     zero = dtype.type(0)
 

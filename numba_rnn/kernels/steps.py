@@ -22,20 +22,26 @@ steps; steps are separated by a grid-wide barrier, ``cuda.cg.this_grid().sync()`
 grid must be co-resident (a cooperative launch, sized by ``recurrent.persistent_plan``).
 In the simulator a grid barrier only synchronizes one block: there it runs with one block.
 """
-import functools
 from collections import namedtuple
 
 import numba
 import numpy as np
 
+from .. import backend
 from ..backend import cuda
+from . import registry
 from .common import unit_of_thread
 
 StepKernels = namedtuple("StepKernels", ["forward", "backward", "fused_forward", "fused_backward",
                                          "persistent_forward", "persistent_backward"])
 
 
-@functools.lru_cache(maxsize=None)
+def _every_cell_and_dtype():
+    from . import CELLS
+    return [(cell, dtype) for cell in CELLS.values() for dtype in backend.FLOAT_DTYPES]
+
+
+@registry.factory(_every_cell_and_dtype)
 def step_kernels(cell, dtype):
     dtype = np.dtype(dtype)
     forward_unit, backward_unit = cell.units(dtype)
