@@ -39,6 +39,7 @@ from numba_rnn import recurrent  # noqa: E402
 from numba_rnn.testing import TOLERANCES, reference_results, relative_error  # noqa: E402
 
 from common import ON_GPU, DeviceMemory, datasheet, environment, percentiles, time_cuda  # noqa: E402
+from model import predicted_us_per_step  # noqa: E402
 
 Case = namedtuple("Case", "set cell T B I H layers directions")
 
@@ -204,6 +205,17 @@ def reference_of(ours):
     return result
 
 
+def predicted_ms(case, mode, path):
+    """The performance model's time (benchmarks/model.py, a prediction) of the recurrent
+    part of a persistent-path run, or None for the other paths: T steps per layer and
+    direction, forward (and backward in training)."""
+    if path != "persistent":
+        return None
+    directions = ("forward", "backward") if mode == "training" else ("forward",)
+    per_step = sum(predicted_us_per_step(case.cell, case.H, case.B, d)[1] for d in directions)
+    return per_step * case.T * case.layers * case.directions / 1e3
+
+
 def results_or_refusal(ours, mode):
     """``ours.results(mode)``, or the reason why a forced path (--path) cannot run this
     case (W_hh does not fit on chip, say): such a case is recorded as not runnable and
@@ -282,9 +294,10 @@ def run_gpu(args, cases, torch, env):
                 torch.cuda.synchronize()
                 theirs_peak = int(torch.cuda.max_memory_allocated() - before)
             fn = getattr(ours, mode)
+            path = ours.layer.last_paths[0][0]
             records.append(record(case, mode, "numba_rnn", max_abs_err=max_abs,
-                                  peak_bytes=ours_peak, floor_ms=floor,
-                                  path=ours.layer.last_paths[0][0],
+                                  peak_bytes=ours_peak, floor_ms=floor, path=path,
+                                  predicted_ms=predicted_ms(case, mode, path),
                                   **percentiles(time_cuda(fn, args.repeats, args.warmup))))
             fn = getattr(theirs, mode)
             records.append(record(case, mode, "cudnn", peak_bytes=theirs_peak, floor_ms=floor,
@@ -357,8 +370,8 @@ def ratio_table(records, env):
              f"driver {env.get('cuda_driver')}, runtime {env.get('cuda_runtime')}; {env['date']}",
              "",
              "| set | cell | T | B | I=H | L×D | mode | path | numba_rnn ms (p10–p90) | "
-             "cuDNN ms | ratio | cuDNN TF32 ms | floor ms | peak MiB ours / cuDNN |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "model ms | cuDNN ms | ratio | cuDNN TF32 ms | floor ms | peak MiB ours / cuDNN |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for key, impls in by_key.items():
         s, cell, t, b, h, layers, dirs, mode = key
         ours, cudnn, tf32 = impls.get("numba_rnn"), impls.get("cudnn"), impls.get("cudnn_tf32_default")
@@ -367,7 +380,7 @@ def ratio_table(records, env):
         if ours.get("median_ms") is None:
             why = ours.get("error") or ours.get("not_runnable") or "not timed"
             lines.append(f"| {s} | {cell} | {t} | {b} | {h} | {layers}×{dirs} | {mode} | | "
-                         f"{why} | | | | {floor_text} | |")
+                         f"{why} | | | | | {floor_text} | |")
             continue
         ratio = ours["median_ms"] / cudnn["median_ms"]
         peak = ""
@@ -376,6 +389,7 @@ def ratio_table(records, env):
         lines.append(
             f"| {s} | {cell} | {t} | {b} | {h} | {layers}×{dirs} | {mode} | {ours.get('path')} | "
             f"{ours['median_ms']:.3f} ({ours['p10_ms']:.3f}–{ours['p90_ms']:.3f}) | "
+            f"{'' if ours.get('predicted_ms') is None else format(ours['predicted_ms'], '.3f')} | "
             f"{cudnn['median_ms']:.3f} | **{ratio:.2f}** | {tf32['median_ms']:.3f} | "
             f"{floor_text} | {peak} |")
     return "\n".join(lines) + "\n"

@@ -160,6 +160,13 @@ _THREADS = 256 if _ON_GPU else 32
 #: Dynamic shared memory a block may use without an opt-in (48 KiB on every CUDA GPU,
 #: static and dynamic together).
 SHARED_BYTES_PER_BLOCK = 48 * 1024
+#: The most static shared memory a kernel of the package has (1 KiB on sm_90: the
+#: compile check, kernels/compile.py, holds every kernel to it).
+STATIC_SHARED_BYTES = 1024
+# Launches asking for more dynamic shared memory than this check the opt-in of the very
+# kernel they run; below it the default suffices, and a per-step launch is spared the
+# lookup.
+_NO_OPT_IN_BYTES = SHARED_BYTES_PER_BLOCK - STATIC_SHARED_BYTES
 
 
 def threads_per_block():
@@ -194,6 +201,7 @@ CooperativeLimits = namedtuple("CooperativeLimits",
                                ["max_blocks", "max_shared_bytes", "co_resident"])
 
 _recorder = None
+_SIMULATOR_SWITCH_INTERVAL = 2e-4  # seconds
 
 
 def set_launch_recorder(recorder):
@@ -277,7 +285,7 @@ if _ON_GPU:
         args = [_kernel_arg(a) for a in args]
         if _recorder is not None:
             _recorder(kernel, blocks, threads, shared_bytes, args)
-        if shared_bytes:
+        if shared_bytes > _NO_OPT_IN_BYTES:
             _allow_dynamic_shared(_overload(kernel, args), shared_bytes)
         ptr, stream = _numba_stream()
         key = (kernel, blocks, threads, shared_bytes, ptr)
@@ -350,7 +358,16 @@ else:
                                "launches none")
         if _recorder is not None:
             _recorder(kernel, blocks, threads, shared_bytes, args)
-        _configure(kernel, blocks, threads, 0, shared_bytes)(*args)
+        # The simulator runs a block's threads as Python threads and releases them from
+        # a barrier by polling; with the interpreter's default 5 ms between thread
+        # switches every barrier costs milliseconds. A short interval, for the launch
+        # only, makes kernels with barriers several times faster.
+        previous = sys.getswitchinterval()
+        sys.setswitchinterval(_SIMULATOR_SWITCH_INTERVAL)
+        try:
+            _configure(kernel, blocks, threads, 0, shared_bytes)(*args)
+        finally:
+            sys.setswitchinterval(previous)
 
     def cooperative_limits(kernel, signature, threads):
         """The simulator synchronizes a grid of one block only (and a block within

@@ -31,7 +31,7 @@ import numpy as np
 
 from . import backend
 from .backend import kernel_views, launch, launch_grid, xp
-from .kernels.steps import step_kernels
+from .kernels.steps import BLOCK_THREADS, LANES, TILE, layout, step_kernels
 from .random import dropout_mask
 
 # One layer and direction's parameters; w_hr is None without a projection.
@@ -113,7 +113,12 @@ FUSED_VALIDATED_ON_GPU = False
 PERSISTENT_MAX_BATCH = 32
 FUSED_MAX_BATCH = 8
 
-_local = threading.local()  # the forced path is per thread, as grad mode is
+#: How persistent kernels separate their steps: "grid" (cuda.cg.this_grid().sync()) or
+#: "flags" (an arrival counter and a spin); both are correct, a GPU run keeps the faster.
+HANDOFFS = ("grid", "flags")
+DEFAULT_HANDOFF = "grid"
+
+_local = threading.local()  # the forced path and handoff are per thread, as grad mode is
 
 
 def forced_path():
@@ -121,56 +126,119 @@ def forced_path():
     return getattr(_local, "forced_path", None)
 
 
-@contextlib.contextmanager
+def handoff():
+    """The handoff persistent kernels use in this thread (``use_handoff``)."""
+    return getattr(_local, "handoff", None) or DEFAULT_HANDOFF
+
+
+def _thread_setting(name, value):
+    @contextlib.contextmanager
+    def setting():
+        previous = getattr(_local, name, None)
+        setattr(_local, name, value)
+        try:
+            yield
+        finally:
+            setattr(_local, name, previous)
+    return setting()
+
+
 def force_path(path):
     """Within this context every layer run by this thread runs ``path`` ("plain",
     "fused", "persistent"), or the automatic choice for None; a layer the path cannot run
     raises ValueError."""
     if path is not None and path not in PATHS:
         raise ValueError(f"path: expected one of {', '.join(PATHS)} or None, got {path!r}")
-    previous, _local.forced_path = forced_path(), path
-    try:
-        yield
-    finally:
-        _local.forced_path = previous
+    return _thread_setting("forced_path", path)
 
 
-def persistent_signatures(dtype):
+def use_handoff(mode):
+    """Within this context, persistent kernels run by this thread separate their steps by
+    ``mode``: "grid" or "flags"."""
+    if mode not in HANDOFFS:
+        raise ValueError(f"handoff: expected one of {', '.join(HANDOFFS)}, got {mode!r}")
+    return _thread_setting("handoff", mode)
+
+
+def kernel_signatures(dtype):
     """The argument types (Numba types) that ``layer_forward`` and ``layer_backward``
-    launch the persistent kernels with, for sizing them before a launch;
-    tests/test_compile.py checks them against the launches themselves."""
+    launch the fused and persistent kernels with, by StepKernels field: they size those
+    kernels before a launch (their static shared memory). tests/test_compile.py checks
+    them against the launches themselves."""
     value = numba.from_dtype(np.dtype(dtype))
+    int64, int32 = numba.types.int64, numba.types.int32
 
     def array(ndim, element=value):
         return numba.types.Array(element, ndim, "C")
 
-    sizes = array(1, numba.types.int32)
-    forward = (sizes, array(3), array(2), array(1), array(3), array(3), array(3),
-               numba.types.int64)
-    backward = (sizes, array(3), array(2), array(3), array(3), array(3), array(2), array(2),
-                array(3), array(3), numba.types.int64)
-    return forward, backward
+    forward = (array(3), array(2), array(1), array(3), array(3), array(3))
+    backward = (array(3), array(2), array(3), array(3), array(3), array(2), array(2),
+                array(3), array(3))
+    persistent_forward = (array(1, int32),) + forward + (int64, int64, array(1, int32))
+    persistent_backward = (array(1, int32),) + backward + (int64, int64, array(1, int32))
+    return {"fused_forward": (int64, int64) + forward + (int64, int64),
+            "fused_backward": (int64, int64, int64) + backward + (int64, int64),
+            "persistent_forward": persistent_forward,
+            "persistent_forward_flags": persistent_forward,
+            "persistent_backward": persistent_backward,
+            "persistent_backward_flags": persistent_backward}
 
 
-def persistent_plan(cell, hidden, dtype):
-    """(units per block, blocks, shared bytes) for the persistent kernels, or None when
-    the G·H² weights do not fit in the shared memory of blocks that can all be resident
-    at once. Sized from the compiled kernels' own figures (backend.cooperative_limits):
-    at most one block per SM, each within the device's opt-in shared memory less the
-    kernel's static shared memory, and all of them co-resident."""
+#: How a layer's fused or persistent kernels are launched: ``units`` of H per block,
+#: ``blocks``, ``threads`` per block, ``staged`` batch rows of input through shared
+#: memory at a time, and the dynamic shared memory (bytes) of the forward and the
+#: backward kernel.
+Plan = namedtuple("Plan", ["units", "blocks", "threads", "staged", "forward_shared",
+                           "backward_shared"])
+
+
+def _plan(cell, hidden, dtype, batch, kernels, on_chip):
+    """A Plan for ``kernels`` (forward, backward StepKernels fields), or None when even
+    TILE staged rows take more shared memory than a block may have, or (``on_chip``:
+    persistent) when the blocks could not all be resident at once. One block per SM (at
+    most one per unit: their registers allow no second one, kernels.md), as many batch
+    rows staged at once as fit, up to all of ``batch``."""
     dtype = np.dtype(dtype)
-    per_unit = cell.num_gates * hidden * dtype.itemsize
-    kernels = step_kernels(cell, dtype)
-    limits = [backend.cooperative_limits(kernel, signature, backend.threads_per_block())
-              for kernel, signature in zip((kernels.persistent_forward,
-                                            kernels.persistent_backward),
-                                           persistent_signatures(dtype))]
+    step = step_kernels(cell, dtype)
+    signatures = kernel_signatures(dtype)
+    limits = [backend.cooperative_limits(getattr(step, name), signatures[name], BLOCK_THREADS)
+              for name in kernels]
     units = -(-hidden // min([hidden] + [limit.max_blocks for limit in limits]))
-    blocks, shared = -(-hidden // units), units * per_unit
-    for limit in limits:
-        if shared > limit.max_shared_bytes or limit.co_resident(shared) < blocks:
-            return None
-    return units, blocks, shared
+    blocks = -(-hidden // units)
+    warps, gates = BLOCK_THREADS // LANES, cell.num_gates
+
+    def shared(staged):  # forward, backward
+        return [layout(gates * units, hidden, warps, on_chip, staged)[-1] * dtype.itemsize,
+                layout(units, gates * hidden, warps, on_chip, staged)[-1] * dtype.itemsize]
+
+    def fits(staged):
+        return all(size <= limit.max_shared_bytes
+                   and (not on_chip or limit.co_resident(size) >= blocks)
+                   for limit, size in zip(limits, shared(staged)))
+
+    staged = -(-max(batch, 1) // TILE) * TILE
+    while staged > TILE and not fits(staged):
+        staged -= TILE
+    if not fits(staged):
+        return None
+    return Plan(units, blocks, BLOCK_THREADS, staged, *shared(staged))
+
+
+def persistent_plan(cell, hidden, dtype, batch=1):
+    """The Plan of the persistent kernels (this thread's handoff) for ``batch`` rows, or
+    None when the G·H² weights, with TILE staged rows of input, do not fit in the shared
+    memory of blocks that can all be resident at once. Sized from the compiled kernels'
+    own figures (backend.cooperative_limits): at most one block per SM, each within the
+    device's opt-in shared memory less the kernel's static part, all co-resident."""
+    suffix = "" if handoff() == "grid" else "_flags"
+    return _plan(cell, hidden, dtype, batch, ("persistent_forward" + suffix,
+                                              "persistent_backward" + suffix), True)
+
+
+def fused_plan(cell, hidden, dtype, batch=1):
+    """The Plan of the fused kernels (W_hh read from memory every step), or None when
+    TILE staged rows of input do not fit in a block's shared memory."""
+    return _plan(cell, hidden, dtype, batch, ("fused_forward", "fused_backward"), False)
 
 
 def choose_path(cell, batch, hidden, dtype, projection, on_gpu=None, validated=None):
@@ -183,22 +251,30 @@ def choose_path(cell, batch, hidden, dtype, projection, on_gpu=None, validated=N
         if forced != "plain" and projection:
             raise ValueError(f"path: {forced!r} cannot run an LSTM with proj_size; "
                              "only 'plain' can")
-        if forced == "persistent" and persistent_plan(cell, hidden, dtype) is None:
+        if forced == "persistent" and persistent_plan(cell, hidden, dtype, batch) is None:
             raise ValueError(f"path: 'persistent' needs W_hh ({cell.num_gates}·{hidden}² "
                              f"values of {np.dtype(dtype)}) to fit in the shared memory of "
                              "the blocks that can be co-resident on this device")
+        if forced == "fused" and fused_plan(cell, hidden, dtype, batch) is None:
+            raise ValueError(f"path: 'fused' needs a tile of {TILE} rows of "
+                             f"{cell.num_gates}·{hidden} values of {np.dtype(dtype)} to "
+                             "fit in a block's shared memory")
         return forced
     if projection or not on_gpu or not validated:
         return "plain"
-    if batch <= PERSISTENT_MAX_BATCH and persistent_plan(cell, hidden, dtype) is not None:
+    if batch <= PERSISTENT_MAX_BATCH and persistent_plan(cell, hidden, dtype, batch) is not None:
         return "persistent"
-    return "fused" if batch <= FUSED_MAX_BATCH else "plain"
+    if batch <= FUSED_MAX_BATCH and fused_plan(cell, hidden, dtype, batch) is not None:
+        return "fused"
+    return "plain"
 
 
-def _persistent_threads(units, batch):
-    """Threads per block of a persistent kernel: one per (row, unit) pair of the block,
-    up to the backend's block size."""
-    return min(backend.threads_per_block(), units * batch)
+def _persistent(kernels, direction):
+    """The persistent kernel of ``direction`` for this thread's handoff, and its arrival
+    counter: a zero for the flags, a stand-in for the grid barrier."""
+    if handoff() == "grid":
+        return getattr(kernels, "persistent_" + direction), backend.placeholder(1, np.int32)
+    return getattr(kernels, f"persistent_{direction}_flags"), xp.zeros(1, dtype=np.int32)
 
 
 # ------------------------------------------------------------- one layer-direction
@@ -243,16 +319,17 @@ def layer_forward(cell, x, states0, params, batching):
             if m_seq is not None:
                 xp.matmul(m_seq[t + 1, :active], params.w_hr.T, out=h_seq[t + 1, :active])
     elif path == "fused":
-        views = kernel_views(gx, xp.ascontiguousarray(params.w_hh.T), params.b_hh, h_seq,
-                             c_seq, saved)
+        plan = fused_plan(cell, hidden, x.dtype, batch)
+        views = kernel_views(gx, params.w_hh, params.b_hh, h_seq, c_seq, saved)
         for t, active in enumerate(batching.batch_sizes):
-            launch(kernels.fused_forward, active * hidden, t, active, *views)
+            launch_grid(kernels.fused_forward, plan.blocks, plan.threads, plan.forward_shared,
+                        t, active, *views, plan.units, plan.staged)
     else:
-        units, blocks, shared = persistent_plan(cell, hidden, x.dtype)
-        launch_grid(kernels.persistent_forward, blocks, _persistent_threads(units, batch),
-                    shared, batching.device_batch_sizes(), gx,
-                    xp.ascontiguousarray(params.w_hh.T), params.b_hh, h_seq, c_seq, saved,
-                    units)
+        plan = persistent_plan(cell, hidden, x.dtype, batch)
+        kernel, arrived = _persistent(kernels, "forward")
+        launch_grid(kernel, plan.blocks, plan.threads, plan.forward_shared,
+                    batching.device_batch_sizes(), gx, params.w_hh, params.b_hh, h_seq,
+                    c_seq, saved, plan.units, plan.staged, arrived)
 
     finals = tuple(batching.finals(seq) for seq in state_seqs)
     return h_seq[1:], finals, LayerCache(x, tuple(state_seqs), m_seq, saved, path)
@@ -312,18 +389,23 @@ def layer_backward(cell, cache, params, doutput, dfinals, batching):
     else:
         # Each step's launch adds dgates[t+1]·W_hh itself; dgates[0]·W_hh, the
         # gradient of h_0 through W_hh, is left for one GEMM after the loop.
+        w_hh_t = xp.ascontiguousarray(params.w_hh.T)  # a unit's W_hh column, contiguous
         if path == "fused":
-            views = kernel_views(doutput, params.w_hh, h_seq, c_seq, saved, dh_carry,
-                                 dc_carry, dgx, kernel_dgh)
+            plan = fused_plan(cell, hidden, x.dtype, batch)
+            views = kernel_views(doutput, w_hh_t, h_seq, c_seq, saved, dh_carry, dc_carry,
+                                 dgx, kernel_dgh)
             for t in range(len(sizes) - 1, -1, -1):
                 next_batch = sizes[t + 1] if t + 1 < len(sizes) else 0
-                launch(kernels.fused_backward, sizes[t] * hidden, t, sizes[t], next_batch,
-                       *views)
+                launch_grid(kernels.fused_backward, plan.blocks, plan.threads,
+                            plan.backward_shared, t, sizes[t], next_batch, *views, plan.units,
+                            plan.staged)
         else:
-            units, blocks, shared = persistent_plan(cell, hidden, x.dtype)
-            launch_grid(kernels.persistent_backward, blocks, _persistent_threads(units, batch),
-                        shared, batching.device_batch_sizes(), doutput, params.w_hh, h_seq,
-                        c_seq, saved, dh_carry, dc_carry, dgx, kernel_dgh, units)
+            plan = persistent_plan(cell, hidden, x.dtype, batch)
+            kernel, arrived = _persistent(kernels, "backward")
+            launch_grid(kernel, plan.blocks, plan.threads, plan.backward_shared,
+                        batching.device_batch_sizes(), doutput, w_hh_t, h_seq, c_seq, saved,
+                        dh_carry, dc_carry, dgx, kernel_dgh, plan.units, plan.staged,
+                        arrived)
         dh_carry[:sizes[0]] += dgh[0, :sizes[0]] @ params.w_hh
 
     dgx_rows, dgh_rows = _rows(dgx), _rows(dgh)

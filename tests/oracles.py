@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import numba_rnn as nr
-from numba_rnn.testing import GRADCHECK_MAX_RELATIVE_ERROR, assert_close, num_states, relative_error
+from numba_rnn.testing import (GRADCHECK_MAX_RELATIVE_ERROR, assert_close, num_states,
+                               relative_error, to_numpy)
 
 LAYERS = {"lstm": nr.LSTM, "gru": nr.GRU, "rnn_tanh": nr.RNN, "rnn_relu": nr.RNN}
 
@@ -120,11 +121,51 @@ def gradcheck(loss_fn, leaves, eps=1e-6):
     return errors
 
 
+def directional_gradcheck(loss_fn, arrays, grads, rng, eps=1e-6):
+    """Central differences along one random direction v per array: for each name,
+    (L(a + εv) - L(a - εv)) / 2ε against <grads[name], v>, the error relative to the
+    largest the derivative could be, |grad|·|v|, below the gradcheck bound. Two
+    evaluations of the float64 scalar ``loss_fn()`` per array instead of two per
+    element; ``arrays``: name -> the array that ``loss_fn`` reads, perturbed in place
+    and restored; ``grads``: name -> its gradient (None for zero)."""
+    errors = {}
+    for name, array in arrays.items():
+        direction = rng.standard_normal(array.shape)
+        base = np.array(to_numpy(array), dtype=np.float64)
+        values = []
+        for sign in (1.0, -1.0):
+            array[...] = nr.backend.to_device(base + sign * eps * direction, array.dtype)
+            with nr.no_grad():
+                values.append(float(loss_fn()))
+        array[...] = nr.backend.to_device(base, array.dtype)
+        numeric = (values[0] - values[1]) / (2 * eps)
+        grad = np.zeros(array.shape) if grads[name] is None else to_numpy(grads[name])
+        analytic = float((grad * direction).sum())
+        scale = max(np.linalg.norm(grad) * np.linalg.norm(direction), abs(numeric), 1e-12)
+        errors[name] = abs(analytic - numeric) / scale
+    worst = max(errors, key=errors.get)
+    assert errors[worst] < GRADCHECK_MAX_RELATIVE_ERROR, (worst, errors)
+    return errors
+
+
 def finite_difference_check(layer, x, states, upstream, lengths=None, eps=1e-6):
     """gradcheck of a recurrent layer's loss for the input, the states and every
     parameter."""
     return gradcheck(lambda: loss_of(layer, x, states, upstream, lengths),
                      named_leaves(layer, x, states), eps)
+
+
+def directional_check(layer, x, states, upstream, lengths=None, seed=0):
+    """directional_gradcheck of a recurrent layer's loss for the input, the states and
+    every parameter: for kernels that are slow to run many times in the simulator."""
+    def loss():
+        return loss_of(layer, x, states, upstream, lengths)
+
+    loss().backward()
+    leaves = named_leaves(layer, x, states)
+    return directional_gradcheck(lambda: loss().item(), {n: t.data for n, t in leaves.items()},
+                                 {n: t.grad for n, t in leaves.items()},
+                                 np.random.default_rng(seed))
 
 
 def assert_matches(expected, layer, x, states, upstream, lengths=None):

@@ -133,8 +133,23 @@ def test_ratio_table_divides_ours_by_cudnn():
     env = {"device": "test", "numba": "x", "numba-cuda": "y", "date": "today"}
     table = bench.ratio_table(records, env)
     row = table.strip().splitlines()[-1]
-    assert "| large | gru | 100 | 64 | 512 | 1×1 | training | fused | 3.000 (2.900–3.200) | 2.000 | " \
-           "**1.50** | 1.500 | 0.500 | 2.0 / 1.0 |" == row
+    assert "| large | gru | 100 | 64 | 512 | 1×1 | training | fused | 3.000 (2.900–3.200) |  | " \
+           "2.000 | **1.50** | 1.500 | 0.500 | 2.0 / 1.0 |" == row
+
+
+def test_the_model_prediction_sits_beside_persistent_runs():
+    """bench_rnn.py prints benchmarks/model.py's prediction (T steps per layer and
+    direction, forward and in training backward) next to a persistent measurement."""
+    bench = load_bench()
+    case = bench.Case("small", "lstm", 100, 8, 512, 512, 1, 1)
+    forward = bench.predicted_us_per_step("lstm", 512, 8, "forward")[1]
+    backward = bench.predicted_us_per_step("lstm", 512, 8, "backward")[1]
+    assert bench.predicted_ms(case, "inference", "persistent") == pytest.approx(0.1 * forward)
+    assert bench.predicted_ms(case, "training", "persistent") == pytest.approx(
+        0.1 * (forward + backward))
+    assert bench.predicted_ms(case, "training", "plain") is None
+    old, new = bench.predicted_us_per_step("lstm", 512, 1, "forward")
+    assert new < old   # the redesign is predicted to win at B=1 (a model, not a timing)
 
 
 def test_launch_overhead_needs_a_gpu():
@@ -157,8 +172,8 @@ def test_a_case_the_forced_path_cannot_run_is_recorded_and_the_run_goes_on(tmp_p
     bench = load_bench()
     real = bench.recurrent.persistent_plan
 
-    def plan(cell, hidden, dtype):  # the GRU's weights do not fit; the LSTM's do
-        return None if cell.name == "gru" else real(cell, hidden, dtype)
+    def plan(cell, hidden, dtype, batch=1):  # the GRU's weights do not fit; the LSTM's do
+        return None if cell.name == "gru" else real(cell, hidden, dtype, batch)
 
     monkeypatch.setattr(bench.recurrent, "persistent_plan", plan)
     assert bench.main(["--sets", "small", "--quick", "--path", "persistent", "--no-progress",

@@ -57,17 +57,16 @@ def test_a_kernel_outside_the_registry_cannot_launch_unnoticed(record):
         backend.launch(bare, 1, np.zeros(1))
 
 
-def test_persistent_signatures_are_the_launched_ones(record):
-    """recurrent.persistent_signatures sizes the persistent kernels before they launch:
-    they must be the types the time loop launches them with."""
+def test_declared_signatures_are_the_launched_ones(record):
+    """recurrent.kernel_signatures sizes the fused and persistent kernels before they
+    launch: they must be the types the time loop launches them with."""
     for dtype in ("float32", "float64"):
-        expected = [tuple(registry.describe_type(t) for t in signature)
-                    for signature in recurrent.persistent_signatures(dtype)]
-        for field, signature in zip(("persistent_forward", "persistent_backward"), expected):
+        for field, signature in recurrent.kernel_signatures(dtype).items():
+            expected = tuple(registry.describe_type(t) for t in signature)
             launched = {s for recipe, signatures in record.signatures.items()
                         if recipe.field == field and ("dtype", dtype) in recipe.args
                         for s in signatures}
-            assert launched == {signature}, (field, dtype, launched)
+            assert launched == {expected}, (field, dtype, launched)
 
 
 def test_every_kernel_compiles_and_links_for_sm80_and_sm90(record, results):
@@ -115,6 +114,7 @@ def _result(**fields):
     ({"local": 16}, "16 bytes of local memory"),
     ({"stack": 32}, "32 bytes of stack"),
     ({"float64_instructions": 3}, "3 float64 instructions"),
+    ({"static_shared": 2048}, "2048 bytes of static shared memory"),
     ({"path": "persistent", "registers": 80, "static_shared": 228 * 1024,
       "cooperative": True, "stack": 16}, "no room for one block per SM"),
 ])

@@ -62,7 +62,8 @@ def test_compile_only_mode_builds_kernels_for_the_real_target_and_launches_none(
     done = run(["-c", code], NUMBA_RNN_COMPILE_ONLY="1")
     assert done.returncode == 0, done.stderr
     assert "refused:" in done.stdout and "launches none" in done.stdout
-    assert done.stdout.strip().endswith("compile-only 53")
+    from numba_rnn.kernels import registry
+    assert done.stdout.strip().endswith(f"compile-only {len(registry.all_kernels())}")
     assert "no usable GPU" not in done.stderr
     clash = run(["-c", "import numba_rnn"], NUMBA_RNN_COMPILE_ONLY="1", NUMBA_ENABLE_CUDASIM="1")
     assert clash.returncode != 0 and "NUMBA_ENABLE_CUDASIM" in clash.stderr

@@ -9,8 +9,9 @@ import pytest
 import numba_rnn as nr
 from numba_rnn import backend, recurrent
 from numba_rnn.kernels import CELLS
+from numba_rnn.kernels.steps import BLOCK_THREADS, LANES, TILE, layout
 from numba_rnn.testing import reference_results
-from oracles import assert_matches, finite_difference_check, loss_of, make_problem
+from oracles import assert_matches, directional_check, loss_of, make_problem
 
 ON_GPU = backend.backend_name() == "cuda"
 MODES = ["lstm", "gru", "rnn_tanh", "rnn_relu"]
@@ -34,46 +35,66 @@ def _problem(rng, mode, case, dtype):
                         **options)
 
 
-@pytest.mark.parametrize("path", ["fused", "persistent"])
+# (path, handoff of the persistent kernels)
+VARIANTS = [("fused", "grid"), ("persistent", "grid"), ("persistent", "flags")]
+
+
+@pytest.mark.parametrize("path,handoff", VARIANTS, ids=["fused", "persistent", "persistent-flags"])
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("case", range(len(CASES)))
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_path_matches_reference(path, mode, case, dtype, rng):
+def test_path_matches_reference(path, handoff, mode, case, dtype, rng):
     problem = _problem(rng, mode, CASES[case], dtype)
     hidden = CASES[case][3]
-    if path == "persistent" and recurrent.persistent_plan(CELLS[mode], hidden, dtype) is None:
-        with recurrent.force_path(path), pytest.raises(ValueError, match="fit in the shared"):
-            problem[0](problem[1])   # too big for this device's shared memory: refused
-        return
-    with recurrent.force_path(path):
+    plan = {"fused": recurrent.fused_plan, "persistent": recurrent.persistent_plan}[path]
+    with recurrent.force_path(path), recurrent.use_handoff(handoff):
+        if plan(CELLS[mode], hidden, dtype, CASES[case][1]) is None:
+            with pytest.raises(ValueError, match="fit in"):
+                problem[0](problem[1])   # too big for this device's shared memory: refused
+            return
         assert_matches(reference_results(*problem), *problem)
     layer = problem[0]
     assert all(p == path for directions in layer.last_paths for p in directions)
 
 
+@pytest.mark.parametrize("handoff", recurrent.HANDOFFS)
 @pytest.mark.parametrize("path", ["fused", "persistent"])
-@pytest.mark.parametrize("mode", ["lstm", "gru"])
-def test_path_finite_differences(path, mode, rng):
-    """(The plain path's are in test_gradcheck.py.)"""
-    problem = make_problem(rng, mode, 3, 2, 2, 3, 1, "float64", lengths=[3, 2])
-    with recurrent.force_path(path):
-        finite_difference_check(*problem)
+@pytest.mark.parametrize("mode", MODES)
+def test_path_finite_differences(path, mode, handoff, rng):
+    """Along a random direction per input, state and parameter (the plain path's,
+    element by element, are in test_gradcheck.py)."""
+    if path == "fused" and handoff != "grid":
+        pytest.skip("the handoff is the persistent kernels' only")
+    problem = make_problem(rng, mode, 3, 3, 2, 5, 2, "float64", lengths=[3, 1, 2],
+                           bidirectional=True)
+    with recurrent.force_path(path), recurrent.use_handoff(handoff):
+        directional_check(*problem)
 
 
-def test_paths_agree_with_each_other(rng):
-    """Same weights, same input: every path gives the plain path's numbers."""
-    results = {}
-    for path in recurrent.PATHS:
-        nr.manual_seed(0)
-        problem = make_problem(np.random.default_rng(5), "lstm", 4, 3, 3, 4, 1, "float64",
-                               lengths=[4, 2, 3])
-        layer, x, states, upstream, lengths = problem
-        with recurrent.force_path(path):
-            loss_of(layer, x, states, upstream, lengths).backward()
-        results[path] = [x.grad.numpy()] + [p.grad.numpy() for p in layer.parameters()]
-    for path in ("fused", "persistent"):
-        for a, b in zip(results[path], results["plain"]):
-            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+def _gradients(path, handoff, steps, batch, hidden, lengths, seed):
+    """Every gradient of an LSTM's loss on ``path`` (the same weights and data for the
+    same arguments)."""
+    nr.manual_seed(0)
+    layer, x, states, upstream, lengths = make_problem(
+        np.random.default_rng(seed), "lstm", steps, batch, 3, hidden, 1, "float64",
+        lengths=lengths)
+    with recurrent.force_path(path), recurrent.use_handoff(handoff):
+        loss_of(layer, x, states, upstream, lengths).backward()
+    return [x.grad.numpy()] + [p.grad.numpy() for p in layer.parameters()]
+
+
+def _assert_same(gradients, expected):
+    for a, b in zip(gradients, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+
+
+def test_paths_agree_with_each_other():
+    """Same weights, same input: every path gives the plain path's numbers, with a batch
+    of more rows than a tile (TILE) and fewer weight rows than warps."""
+    problem = (4, TILE + 2, 2, [4, 2, 3, 1, 4, 3], 5)
+    plain = _gradients("plain", "grid", *problem)
+    for variant in VARIANTS:
+        _assert_same(_gradients(*variant, *problem), plain)
 
 
 def test_automatic_choice():
@@ -95,6 +116,17 @@ def fake_gpu(monkeypatch, sms=132, max_shared=227 * 1024 - 1024):
     monkeypatch.setattr(backend, "cooperative_limits", limits)
 
 
+def _plan(cell, units, hidden, dtype, staged, on_chip=True):
+    """The Plan of ``units`` per block and ``staged`` rows, its shared memory from
+    steps.layout."""
+    warps = BLOCK_THREADS // LANES
+    size = np.dtype(dtype).itemsize
+    g = cell.num_gates
+    return recurrent.Plan(units, -(-hidden // units), BLOCK_THREADS, staged,
+                          layout(g * units, hidden, warps, on_chip, staged)[-1] * size,
+                          layout(units, g * hidden, warps, on_chip, staged)[-1] * size)
+
+
 def test_automatic_choice_on_a_gpu(monkeypatch):
     lstm, gru = CELLS["lstm"], CELLS["gru"]
     fake_gpu(monkeypatch)
@@ -106,13 +138,20 @@ def test_automatic_choice_on_a_gpu(monkeypatch):
     # LSTM H=2048 float32: 64 MiB of W_hh over 132 blocks is 512 KiB a block: too much
     assert recurrent.persistent_plan(lstm, 2048, "float32") is None
     assert choose(lstm, 1, 2048) == "fused" and choose(lstm, 32, 2048) == "plain"
-    # H=1024: 8 units a block, 16 KiB each (beyond 48 KiB: the opt-in), 128 blocks
-    assert recurrent.persistent_plan(lstm, 1024, "float32") == (8, 128, 8 * 4 * 1024 * 4)
-    # H=512: 4 units a block, 8 KiB each, 128 blocks
-    assert recurrent.persistent_plan(lstm, 512, "float32") == (4, 128, 4 * 4 * 512 * 4)
+    # H=1024: 8 units a block, 128 KiB of weights (beyond 48 KiB: the opt-in), 128 blocks
+    plan = recurrent.persistent_plan(lstm, 1024, "float32", 32)
+    assert plan.units == 8 and plan.blocks == 128
+    assert plan == _plan(lstm, 8, 1024, "float32", plan.staged)   # as many rows as fit
+    bigger = _plan(lstm, 8, 1024, "float32", plan.staged + TILE)
+    assert plan.staged == 32 or max(bigger.forward_shared, bigger.backward_shared) > 226 * 1024
+    # H=512: 4 units a block, 32 KiB of weights, 128 blocks, all 32 rows staged at once
+    assert recurrent.persistent_plan(lstm, 512, "float32", 32) == _plan(lstm, 4, 512, "float32", 32)
     assert choose(lstm, 32, 512) == "persistent" and choose(lstm, 64, 512) == "plain"
     assert choose(gru, 8, 256) == "persistent"
-    assert recurrent.persistent_plan(gru, 256, "float64") == (2, 128, 2 * 3 * 256 * 8)
+    assert recurrent.persistent_plan(gru, 256, "float64", 3) == _plan(gru, 2, 256, "float64", 4)
+    # the fused kernels: one block per SM too, their weights in memory
+    assert recurrent.fused_plan(lstm, 2048, "float32", 8) == _plan(lstm, 16, 2048, "float32", 8,
+                                                                   False)
 
 
 def test_persistent_plan_needs_every_block_resident(monkeypatch):
@@ -120,12 +159,12 @@ def test_persistent_plan_needs_every_block_resident(monkeypatch):
     # Without the opt-in (48 KiB less the static KiB) H=1024 does not fit ...
     fake_gpu(monkeypatch, max_shared=47 * 1024)
     assert recurrent.persistent_plan(lstm, 1024, "float32") is None
-    assert recurrent.persistent_plan(lstm, 256, "float32") == (2, 128, 2 * 4 * 256 * 4)
+    assert recurrent.persistent_plan(lstm, 256, "float32") == _plan(lstm, 2, 256, "float32", TILE)
     # ... and a grid the device cannot hold at once is refused too
     monkeypatch.setattr(backend, "cooperative_limits", lambda k, s, t: backend.CooperativeLimits(
         132, 227 * 1024, lambda shared: 100))
     assert recurrent.persistent_plan(lstm, 512, "float32") is None
-    assert recurrent.persistent_plan(lstm, 100, "float32") == (1, 100, 4 * 100 * 4)
+    assert recurrent.persistent_plan(lstm, 100, "float32") == _plan(lstm, 1, 100, "float32", TILE)
 
 
 def _too_big_for_persistent(dtype="float64"):
@@ -159,3 +198,21 @@ def test_persistent_kernel_beyond_48_kib_of_shared_memory(rng):
     problem = make_problem(rng, "lstm", 3, 2, 8, 512, 1, "float64")
     with recurrent.force_path("persistent"):
         assert_matches(reference_results(*problem), *problem)
+
+
+def test_batches_larger_than_what_is_staged_at_once(monkeypatch):
+    """Where shared memory holds only TILE rows of input, the kernels go through the
+    batch in several stagings; the numbers stay the plain path's."""
+    lstm, hidden, batch = CELLS["lstm"], 3, 2 * TILE + 1
+    problem = (3, batch, hidden, [3, 1, 2, 3, 3, 2, 1, 3, 2], 7)
+    plain = _gradients("plain", "grid", *problem)
+    tight = max(_plan(lstm, hidden, hidden, "float64", TILE)[4:])  # one block, TILE rows
+    weights = lstm.num_gates * hidden * hidden * 8                 # what fused keeps off chip
+    for path, handoff in VARIANTS:
+        room = tight - (weights if path == "fused" else 0)
+        with monkeypatch.context() as patch:
+            patch.setattr(backend, "cooperative_limits", lambda k, s, t: backend.CooperativeLimits(
+                1, room, lambda shared: 1))
+            plan = {"fused": recurrent.fused_plan, "persistent": recurrent.persistent_plan}[path]
+            assert plan(lstm, hidden, "float64", batch).staged == TILE
+            _assert_same(_gradients(path, handoff, *problem), plain)

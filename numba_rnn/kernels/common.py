@@ -6,8 +6,10 @@ never asks which one it is. A cell contributes two device functions, the math of
 hidden unit j of one batch row b at step t, with ``H`` the hidden size, ``G`` the number
 of gates and ``W`` the saved width in units of ``H``::
 
-    forward_unit(t, b, j, H, gx, rec, b_hh, h_seq, c_seq, saved)
-        gx (T,B,G*H)   input projection x_t·W_ihᵀ + b_ih, all steps
+    forward_unit(t, b, j, H, xg, rec, b_hh, h_seq, c_seq, saved)
+        xg (G,)        this unit's input projections gx[t, b, g·H + j], one per gate, of
+                       gx = x·W_ihᵀ + b_ih (T,B,G*H); kernels load them (a persistent
+                       kernel before the barrier that precedes step t)
         rec (G,)       this unit's recurrent sums h_{t-1}·W_hhᵀ, one per gate (no bias)
         b_hh (G*H,)    recurrent bias
         h_seq, c_seq   (T+1,B,H): index t holds the state before step t, the unit writes

@@ -30,6 +30,8 @@ import subprocess
 import sys
 from collections import namedtuple
 
+from .. import backend
+
 #: The targets every kernel is compiled for: A100 (sm_80) and H100/H200 (sm_90).
 TARGETS = {"sm_80": (8, 0), "sm_90": (9, 0)}
 
@@ -45,7 +47,8 @@ LIMITS = {
 }
 REGISTER_UNIT = 256
 
-#: Threads per block of every launch on a GPU (backend._THREADS there).
+#: Threads per block of every launch on a GPU (backend._THREADS and
+#: steps.BLOCK_THREADS there).
 GPU_THREADS = 256
 
 _COMPILE_ONLY = "NUMBA_RNN_COMPILE_ONLY"
@@ -58,9 +61,10 @@ class CompilerUnavailable(RuntimeError):
 # ------------------------------------------------------------------- recording
 def exercise():
     """Run every kernel the package has, forward and backward, in this process (the
-    simulator), at tiny sizes: every cell × path × dtype with lengths, two directions,
-    two layers, batch-first, unbatched input and a projection; the cells; the
-    optimizers with each of their variants; the embedding with strided indices."""
+    simulator), at tiny sizes: every cell × path (and handoff) × dtype with lengths,
+    two directions, two layers, batch-first, unbatched input and a projection; the
+    cells; the optimizers with each of their variants; the embedding with strided
+    indices."""
     import numpy as np
 
     import numba_rnn as nr
@@ -71,14 +75,15 @@ def exercise():
     for dtype in ("float32", "float64"):
         for mode, layer_class in layers.items():
             extra = {"nonlinearity": mode[4:]} if mode.startswith("rnn_") else {}
-            for path in recurrent.PATHS:
+            variants = [(path, "grid") for path in recurrent.PATHS] + [("persistent", "flags")]
+            for path, handoff in variants:
                 options = [dict(bidirectional=True, num_layers=2), dict(batch_first=True)]
                 if mode == "lstm" and path == "plain":
                     options.append(dict(proj_size=2))
                 for option in options:
                     layer = layer_class(3, 4, dtype=dtype, **extra, **option)
                     x = rng.standard_normal((3, 3, 3)).astype(dtype)  # T = B = 3
-                    with recurrent.force_path(path):
+                    with recurrent.force_path(path), recurrent.use_handoff(handoff):
                         out, _ = layer(nr.tensor(x, requires_grad=True), lengths=[3, 1, 2])
                         out.sum().backward()
                         out, _ = layer(x[:, 0])  # unbatched
@@ -125,7 +130,8 @@ def compile_jobs(job_list, targets=tuple(TARGETS)):
             types = tuple(registry.numba_type(d) for d in signature)
             for target in targets:
                 result = {"recipe": list(recipe), "signature": signature, "target": target}
-                result.update(_describe_kernel(recipe, kernel.py_func.__name__, signature))
+                result.update(_describe_kernel(recipe, recipe.field or kernel.py_func.__name__,
+                                               signature))
                 try:
                     # Kernels calling device functions ask for the current device's
                     # compute capability in some numba-cuda versions: report the target's.
@@ -261,6 +267,10 @@ def problems(results):
         # stack a kernel may have.
         if r["stack"] and not r["cooperative"]:
             found.append(f"{what}: {r['stack']} bytes of stack")
+        if r["static_shared"] > backend.STATIC_SHARED_BYTES:
+            found.append(f"{what}: {r['static_shared']} bytes of static shared memory, more "
+                         f"than the {backend.STATIC_SHARED_BYTES} that backend's launches "
+                         "assume")
         if r["dtype"] == "float32" and r["float64_instructions"]:
             found.append(f"{what}: {r['float64_instructions']} float64 instructions in a "
                          "float32 kernel")

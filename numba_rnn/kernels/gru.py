@@ -27,13 +27,13 @@ def units(dtype):
     one, sigmoid = activations(dtype)
 
     @cuda.jit(device=True)
-    def gru_forward_unit(t, b, j, hidden, gx, rec, b_hh, h_seq, c_seq, saved):
-        # gx (T,B,3H), rec (3,): this unit's recurrent sums, b_hh (3H,),
-        # h_seq (T+1,B,H), saved (T,B,4H); c_seq is unused
-        r = sigmoid(gx[t, b, j] + rec[0] + b_hh[j])
-        z = sigmoid(gx[t, b, hidden + j] + rec[1] + b_hh[hidden + j])
+    def gru_forward_unit(t, b, j, hidden, xg, rec, b_hh, h_seq, c_seq, saved):
+        # xg (3,): this unit's input projections gx[t, b, g·H + j]; rec (3,): its
+        # recurrent sums; b_hh (3H,), h_seq (T+1,B,H), saved (T,B,4H); c_seq is unused
+        r = sigmoid(xg[0] + rec[0] + b_hh[j])
+        z = sigmoid(xg[1] + rec[1] + b_hh[hidden + j])
         gh_n = rec[2] + b_hh[2 * hidden + j]
-        n = math.tanh(gx[t, b, 2 * hidden + j] + r * gh_n)
+        n = math.tanh(xg[2] + r * gh_n)
         h_seq[t + 1, b, j] = (one - z) * n + z * h_seq[t, b, j]
         saved[t, b, j] = r
         saved[t, b, hidden + j] = z

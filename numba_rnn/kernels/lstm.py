@@ -30,13 +30,13 @@ def units(dtype):
     zero = one - one
 
     @cuda.jit(device=True)
-    def lstm_forward_unit(t, b, j, hidden, gx, rec, b_hh, h_seq, c_seq, saved):
-        # gx (T,B,4H), rec (4,): this unit's recurrent sums, b_hh (4H,),
-        # h_seq and c_seq (T+1,B,H), saved (T,B,4H)
-        i = sigmoid(gx[t, b, j] + rec[0] + b_hh[j])
-        f = sigmoid(gx[t, b, hidden + j] + rec[1] + b_hh[hidden + j])
-        g = math.tanh(gx[t, b, 2 * hidden + j] + rec[2] + b_hh[2 * hidden + j])
-        o = sigmoid(gx[t, b, 3 * hidden + j] + rec[3] + b_hh[3 * hidden + j])
+    def lstm_forward_unit(t, b, j, hidden, xg, rec, b_hh, h_seq, c_seq, saved):
+        # xg (4,): this unit's input projections gx[t, b, g·H + j]; rec (4,): its
+        # recurrent sums; b_hh (4H,), h_seq and c_seq (T+1,B,H), saved (T,B,4H)
+        i = sigmoid(xg[0] + rec[0] + b_hh[j])
+        f = sigmoid(xg[1] + rec[1] + b_hh[hidden + j])
+        g = math.tanh(xg[2] + rec[2] + b_hh[2 * hidden + j])
+        o = sigmoid(xg[3] + rec[3] + b_hh[3 * hidden + j])
         c = f * c_seq[t, b, j] + i * g
         c_seq[t + 1, b, j] = c
         h_seq[t + 1, b, j] = o * math.tanh(c)

@@ -22,9 +22,10 @@ def units(dtype, relu):
     zero = one - one
 
     @cuda.jit(device=True)
-    def rnn_forward_unit(t, b, j, hidden, gx, rec, b_hh, h_seq, c_seq, saved):
-        # gx (T,B,H), rec (1,), b_hh (H,), h_seq (T+1,B,H); c_seq and saved are unused
-        a = gx[t, b, j] + rec[0] + b_hh[j]
+    def rnn_forward_unit(t, b, j, hidden, xg, rec, b_hh, h_seq, c_seq, saved):
+        # xg (1,): gx[t, b, j]; rec (1,); b_hh (H,), h_seq (T+1,B,H); c_seq and saved
+        # are unused
+        a = xg[0] + rec[0] + b_hh[j]
         if relu:
             h_seq[t + 1, b, j] = a if a > zero else zero
         else:

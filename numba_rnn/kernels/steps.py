@@ -1,26 +1,42 @@
 """Every kernel variant of the time loop, built once for any cell from its two unit
 functions (``common.py``), so that a cell's math is written once.
 
-One thread handles one (batch row b, hidden unit j) pair and all of that unit's gates.
-
 GEMM plus gate kernel (``forward``/``backward``): the time loop computes the recurrent
 product gh = h_{t-1}·W_hhᵀ with cuBLAS each step, the kernel reads it (forward), and the
-loop adds dgh[t]·W_hh to the carried dh after the kernel (backward). Two launches a step.
+loop adds dgh[t]·W_hh to the carried dh after the kernel (backward). Two launches a step;
+one thread per (batch row, unit).
 
-Fused (``fused_forward``/``fused_backward``): one launch a step. Forward, each thread sums
-its unit's G recurrent products itself from W_hhᵀ (H, G·H), whose row k threads of
-consecutive units read at consecutive addresses; the pre-activations never go to memory.
-Backward, the launch for step t first sums dh_rec = Σ_i dgates[t+1, b, i]·W_hh[i, j] from
-the gradients the previous launch wrote, then does the gate backward: the product and the
-gate math together, one step apart. After the loop, dgates[0]·W_hh (the gradient of h_0)
-is one GEMM.
+The fused and persistent kernels share one algorithm for one time step of the block's
+units [j0, j0+U) (``forward_step``, ``backward_step``; PERF.md, "The small-batch
+design"):
 
-Persistent (``persistent_forward``/``persistent_backward``): one launch for the whole
-sequence. Block k owns units [k·U, (k+1)·U) and keeps their slice of W_hh (G·U columns
-of W_hhᵀ forward, U columns of W_hh backward; G·H·U values) in shared memory for all
-steps; steps are separated by a grid-wide barrier, ``cuda.cg.this_grid().sync()``, so the
-grid must be co-resident (a cooperative launch, sized by ``recurrent.persistent_plan``).
-In the simulator a grid barrier only synchronizes one block: there it runs with one block.
+* the matrix products: forward, rec[b, g, u] = Σ_k h_{t-1}[b, k]·W_hh[g·H + j0 + u, k],
+  the block's R = G·U rows of W_hh against each batch row; backward, dh_rec[b, u] =
+  Σ_i dgates[t+1, b, i]·W_hhᵀ[j0 + u, i], its R = U rows of W_hhᵀ. The input (h_{t-1},
+  or the gate gradients of step t+1) is staged in shared memory, ``staged`` batch rows at
+  a time (all of them when they fit; recurrent's plan says), with coalesced loads
+  (``ld.global.cg`` on a GPU: other blocks wrote it, and L1 may hold a stale line); each
+  warp takes a (group of GROUP rows, slice of k) item, its 32 lanes stride over k with
+  GROUP·TILE accumulators each, TILE batch rows at a time (every thread works, whatever
+  the batch; each value loaded from shared memory feeds several multiply-adds), and a
+  warp reduction (shuffles on a GPU; atomic adds into shared memory in the
+  simulator, which has no warp operations) adds into one partial sum per (tile row, row,
+  slice); a long input goes through in chunks of CHUNK values of k;
+* the gate math: the owners of (batch row, unit) add the slices and call the cell's
+  unit function.
+
+Fused (``fused_forward``/``fused_backward``): one launch a step, the block's rows of W_hh
+read from global memory (L2) each step. Persistent (``persistent_forward``/
+``persistent_backward``): one launch for the whole sequence; each block loads its rows
+of W_hh (forward) or W_hhᵀ (backward) into shared memory once, and steps are separated
+by a grid-wide handoff: ``cuda.cg.this_grid().sync()``, or (the ``_flags`` variants) an
+arrival counter: each block fences its writes, adds one, and waits until every block has
+arrived, having loaded its next inputs (gx[t+1]) first. Every block of a persistent grid
+must be resident at once (``recurrent.persistent_plan``). In the simulator a grid
+barrier only synchronizes one block: persistent kernels run there with one block.
+
+Shared memory, in elements of the dtype (``layout``): [W rows (persistent only) | the
+staged inputs, staged·min(K, CHUNK) | partial sums, staged·R·S].
 """
 from collections import namedtuple
 
@@ -32,8 +48,45 @@ from ..backend import cuda
 from . import registry
 from .common import unit_of_thread
 
-StepKernels = namedtuple("StepKernels", ["forward", "backward", "fused_forward", "fused_backward",
-                                         "persistent_forward", "persistent_backward"])
+#: The register tile of the matrix products: each thread accumulates GROUP rows of the
+#: weights against TILE batch rows (GROUP·TILE sums), so that every value it loads from
+#: shared memory feeds several multiply-adds.
+TILE = 4
+GROUP = 4
+_SUMS = GROUP * TILE  # a constant for cuda.local.array (an expression is not, to Numba)
+
+_SIMULATOR = backend.backend_name() == "simulator"
+#: Lanes that share one item of the matrix products (a warp on a GPU), and threads per
+#: block of the fused and persistent kernels (8 warps). The simulator runs every thread
+#: as a Python thread and has no warp operations: there a "warp" is 4 lanes and a block
+#: 2 of them, which keeps it fast and still exercises every piece of the algorithm.
+LANES = 4 if _SIMULATOR else 32
+BLOCK_THREADS = 8 if _SIMULATOR else 256
+#: Values of k staged at a time: a long input (the backward's G·H gate gradients) goes
+#: through shared memory in chunks, so that the weights keep most of it. Small in the
+#: simulator, so that its tests cross chunk boundaries.
+CHUNK = 8 if _SIMULATOR else 1024
+
+StepKernels = namedtuple("StepKernels", [
+    "forward", "backward", "fused_forward", "fused_backward",
+    "persistent_forward", "persistent_backward",
+    "persistent_forward_flags", "persistent_backward_flags"])
+
+
+def layout(rows, width, warps, on_chip, staged, chunk=CHUNK):
+    """(slices S, offset of the staged inputs, offset of the partial sums, total elements)
+    of a block's dynamic shared memory, for R = ``rows`` rows of length K = ``width``,
+    ``warps`` warps, the rows kept ``on_chip`` or not, and ``staged`` batch rows of one
+    chunk of k (at most ``chunk`` values) staged at a time. Each row's k range within a
+    chunk is cut into S slices so that every warp has an item when there are fewer
+    groups of GROUP rows than warps."""
+    slices = max(1, warps // -(-rows // GROUP))
+    tile_at = rows * width if on_chip else 0
+    partial_at = tile_at + staged * min(width, chunk)
+    return slices, tile_at, partial_at, partial_at + staged * rows * slices
+
+
+_layout = cuda.jit(device=True)(layout)
 
 
 def _every_cell_and_dtype():
@@ -58,10 +111,12 @@ def step_kernels(cell, dtype):
         b, j = unit_of_thread(batch, hidden)
         if b < 0:
             return
+        xg = cuda.local.array(gates, value)
         rec = cuda.local.array(gates, value)
         for g in range(gates):
+            xg[g] = gx[t, b, g * hidden + j]
             rec[g] = gh[b, g * hidden + j]
-        forward_unit(t, b, j, hidden, gx, rec, b_hh, h_seq, c_seq, saved)
+        forward_unit(t, b, j, hidden, xg, rec, b_hh, h_seq, c_seq, saved)
 
     @cuda.jit
     def backward(t, batch, dy, h_seq, c_seq, saved, dh_carry, dc_carry, dgx, dgh):
@@ -72,102 +127,278 @@ def step_kernels(cell, dtype):
         backward_unit(t, b, j, hidden, dy, zero, h_seq, c_seq, saved, dh_carry, dc_carry,
                       dgx, dgh)
 
+    # ------------------------------------------------- the pieces of one block step
+    # The simulator has no warp operations nor cache-hinted loads: it gets a reduction by
+    # atomic adds into shared memory and plain loads; GPUs (and the offline compile
+    # check) get shuffles, ld.global.cg and nanosleep.
+    if _SIMULATOR:
+        @cuda.jit(device=True)
+        def add_up(v, smem, at, lane):
+            # the simulator has no warp operations: every lane adds into shared memory
+            cuda.atomic.add(smem, at, v)
+
+        @cuda.jit(device=True)
+        def load(a, t, b, k):
+            return a[t, b, k]
+
+        @cuda.jit(device=True)
+        def pause():
+            pass
+    else:
+        @cuda.jit(device=True)
+        def add_up(v, smem, at, lane):
+            # a warp's lanes hold pieces of one sum: shuffles, and lane 0 adds it in
+            for offset in (16, 8, 4, 2, 1):
+                v += cuda.shfl_down_sync(0xFFFFFFFF, v, offset)
+            if lane == 0:
+                smem[at] += v
+
+        @cuda.jit(device=True)
+        def load(a, t, b, k):
+            return cuda.ldcg(a, (t, b, k))  # L2: another block wrote it this launch
+
+        @cuda.jit(device=True)
+        def pause():
+            cuda.nanosleep(64)
+
+    def make_products(on_chip):
+        """``products``: the partial sums of a tile, for the block's rows on chip
+        (shared memory from offset 0) or read from ``matrix`` in global memory."""
+        @cuda.jit(device=True)
+        def products(smem, source, step, b0, count, width, rows, units, j0, hidden, matrix,
+                     slices, tile_at, partial_at):
+            # partial[i, row, s] = Σ_{k in slice s} source[step, b0 + i, k]·M[row, k]
+            # for i < count; M's row `row` is matrix row (row // U)·H + j0 + row % U
+            tid, threads = cuda.threadIdx.x, cuda.blockDim.x
+            warp, lane, warps = tid // LANES, tid % LANES, threads // LANES
+            for idx in range(tid, count * rows * slices, threads):
+                smem[partial_at + idx] = zero
+            acc = cuda.local.array(_SUMS, value)
+            w = cuda.local.array(GROUP, value)
+            items = -(-rows // GROUP) * slices
+            for c0 in range(0, width, CHUNK):
+                span = min(CHUNK, width - c0)
+                for idx in range(tid, count * span, threads):
+                    i = idx // span
+                    smem[tile_at + idx] = load(source, step, b0 + i, c0 + idx - i * span)
+                cuda.syncthreads()
+                chunk = (span + slices - 1) // slices
+                for first in range(0, items, warps):
+                    item = first + warp
+                    group = item // slices
+                    piece = item - group * slices
+                    start = piece * chunk
+                    for r0 in range(0, count, TILE):  # TILE batch rows at a time
+                        for a in range(_SUMS):
+                            acc[a] = zero
+                        if item < items:
+                            for kk in range(start + lane, min(span, start + chunk), LANES):
+                                for q in range(GROUP):
+                                    row = group * GROUP + q
+                                    u = row % units
+                                    w[q] = zero
+                                    if row < rows and j0 + u < hidden:
+                                        if on_chip:
+                                            w[q] = smem[row * width + c0 + kk]
+                                        else:
+                                            w[q] = matrix[(row // units) * hidden + j0 + u,
+                                                          c0 + kk]
+                                for i in range(TILE):
+                                    if r0 + i < count:
+                                        x = smem[tile_at + (r0 + i) * span + kk]
+                                        for q in range(GROUP):
+                                            acc[q * TILE + i] += w[q] * x
+                            # the same for the whole warp, so its reductions stay in step
+                            for q in range(GROUP):
+                                row = group * GROUP + q
+                                if row < rows:
+                                    for i in range(TILE):
+                                        if r0 + i < count:
+                                            add_up(acc[q * TILE + i], smem, partial_at
+                                                   + ((r0 + i) * rows + row) * slices + piece,
+                                                   lane)
+                cuda.syncthreads()
+
+        return products
+
+    def make_forward_step(on_chip):
+        products = make_products(on_chip)
+
+        @cuda.jit(device=True)
+        def forward_step(smem, t, active, gx, w_hh, b_hh, h_seq, c_seq, saved, units,
+                         staged, j0, xg, rec, pre, prefetched):
+            # h_seq[t+1] and the state of the block's units from h_seq[t], all rows
+            hidden = b_hh.shape[0] // gates
+            rows = gates * units
+            tid, threads = cuda.threadIdx.x, cuda.blockDim.x
+            slices, tile_at, partial_at, _ = _layout(rows, hidden, threads // LANES,
+                                                     on_chip, staged, CHUNK)
+            for b0 in range(0, active, staged):
+                count = min(staged, active - b0)
+                products(smem, h_seq, t, b0, count, hidden, rows, units, j0, hidden, w_hh,
+                         slices, tile_at, partial_at)
+                for pair in range(tid, count * units, threads):
+                    i = pair // units
+                    j = j0 + pair - i * units
+                    if j < hidden:
+                        for g in range(gates):
+                            total = zero
+                            for piece in range(slices):
+                                total += smem[partial_at + (i * rows + g * units + j - j0)
+                                              * slices + piece]
+                            rec[g] = total
+                            if prefetched and b0 == 0 and pair == tid:
+                                xg[g] = pre[g]
+                            else:
+                                xg[g] = gx[t, b0 + i, g * hidden + j]
+                        forward_unit(t, b0 + i, j, hidden, xg, rec, b_hh, h_seq, c_seq, saved)
+                cuda.syncthreads()
+
+        return forward_step
+
+    def make_backward_step(on_chip):
+        products = make_products(on_chip)
+
+        @cuda.jit(device=True)
+        def backward_step(smem, t, active, next_batch, dy, w_hh_t, h_seq, c_seq, saved,
+                          dh_carry, dc_carry, dgx, dgh, units, staged, j0):
+            # step t's gate gradients of the block's units, with dh_rec from step t+1's
+            hidden = dgx.shape[2] // gates
+            width = gates * hidden
+            tid, threads = cuda.threadIdx.x, cuda.blockDim.x
+            slices, tile_at, partial_at, _ = _layout(units, width, threads // LANES,
+                                                     on_chip, staged, CHUNK)
+            for b0 in range(0, active, staged):
+                count = min(staged, active - b0)
+                reach = min(count, next_batch - b0)  # rows that ran step t+1
+                if reach > 0:
+                    products(smem, dgh if reads_dgh else dgx, t + 1, b0, reach, width,
+                             units, units, j0, hidden, w_hh_t, slices, tile_at, partial_at)
+                for pair in range(tid, count * units, threads):
+                    i = pair // units
+                    u = pair - i * units
+                    if j0 + u < hidden:
+                        dh_rec = zero
+                        if i < reach:
+                            for piece in range(slices):
+                                dh_rec += smem[partial_at + (i * units + u) * slices + piece]
+                        backward_unit(t, b0 + i, j0 + u, hidden, dy, dh_rec, h_seq, c_seq,
+                                      saved, dh_carry, dc_carry, dgx, dgh)
+                cuda.syncthreads()
+
+        return backward_step
+
     # ----------------------------------------------------------------- fused step
-    @cuda.jit
-    def fused_forward(t, batch, gx, w_hh_t, b_hh, h_seq, c_seq, saved):
-        # w_hh_t (H,G*H) = W_hhᵀ
-        hidden = b_hh.shape[0] // gates
-        b, j = unit_of_thread(batch, hidden)
-        if b < 0:
-            return
-        rec = cuda.local.array(gates, value)
-        for g in range(gates):
-            rec[g] = zero
-        for k in range(w_hh_t.shape[0]):
-            h = h_seq[t, b, k]
-            for g in range(gates):
-                rec[g] += h * w_hh_t[k, g * hidden + j]
-        forward_unit(t, b, j, hidden, gx, rec, b_hh, h_seq, c_seq, saved)
+    forward_step_global = make_forward_step(False)
+    backward_step_global = make_backward_step(False)
 
     @cuda.jit
-    def fused_backward(t, batch, next_batch, dy, w_hh, h_seq, c_seq, saved, dh_carry,
-                       dc_carry, dgx, dgh):
-        # w_hh (G*H,H); next_batch: rows active at step t+1 (0 at the last step)
-        hidden = dgx.shape[2] // gates
-        b, j = unit_of_thread(batch, hidden)
-        if b < 0:
-            return
-        dh_rec = zero
-        if b < next_batch:
-            for i in range(gates * hidden):
-                if reads_dgh:
-                    dh_rec += dgh[t + 1, b, i] * w_hh[i, j]
-                else:
-                    dh_rec += dgx[t + 1, b, i] * w_hh[i, j]
-        backward_unit(t, b, j, hidden, dy, dh_rec, h_seq, c_seq, saved, dh_carry, dc_carry,
-                      dgx, dgh)
+    def fused_forward(t, active, gx, w_hh, b_hh, h_seq, c_seq, saved, units, staged):
+        # w_hh (G*H,H); the block's units are [blockIdx·units, +units); ``staged`` batch
+        # rows of h_{t-1} go through shared memory at a time
+        smem = cuda.shared.array(0, value)
+        xg = cuda.local.array(gates, value)
+        rec = cuda.local.array(gates, value)
+        forward_step_global(smem, t, active, gx, w_hh, b_hh, h_seq, c_seq, saved, units,
+                            staged, cuda.blockIdx.x * units, xg, rec, xg, False)
+
+    @cuda.jit
+    def fused_backward(t, active, next_batch, dy, w_hh_t, h_seq, c_seq, saved, dh_carry,
+                       dc_carry, dgx, dgh, units, staged):
+        # w_hh_t (H,G*H) = W_hhᵀ; next_batch: rows active at step t+1 (0 at the last)
+        smem = cuda.shared.array(0, value)
+        backward_step_global(smem, t, active, next_batch, dy, w_hh_t, h_seq, c_seq, saved,
+                             dh_carry, dc_carry, dgx, dgh, units, staged,
+                             cuda.blockIdx.x * units)
 
     # ------------------------------------------------------------------ persistent
-    @cuda.jit
-    def persistent_forward(batch_sizes, gx, w_hh_t, b_hh, h_seq, c_seq, saved, units):
-        # batch_sizes (T,) int32; dynamic shared memory: this block's slice of W_hhᵀ,
-        # (H, G·units) flattened, column g·units + u holding unit j0 + u's gate g
-        hidden = b_hh.shape[0] // gates
-        width = gates * units
-        w_slice = cuda.shared.array(0, value)
-        j0 = cuda.blockIdx.x * units
-        first, stride = cuda.threadIdx.x, cuda.blockDim.x
-        for idx in range(first, hidden * width, stride):
-            k, column = idx // width, idx % width
-            g, u = column // units, column % units
-            w_slice[idx] = w_hh_t[k, g * hidden + j0 + u] if j0 + u < hidden else zero
-        cuda.syncthreads()
-        grid = cuda.cg.this_grid()
-        rec = cuda.local.array(gates, value)
-        for t in range(batch_sizes.shape[0]):
-            for pair in range(first, batch_sizes[t] * units, stride):
-                b, u = pair // units, pair % units
-                j = j0 + u
-                if j < hidden:
-                    for g in range(gates):
-                        rec[g] = zero
-                    for k in range(hidden):
-                        h = h_seq[t, b, k]
-                        for g in range(gates):
-                            rec[g] += h * w_slice[k * width + g * units + u]
-                    forward_unit(t, b, j, hidden, gx, rec, b_hh, h_seq, c_seq, saved)
-            grid.sync()  # step t's states are complete everywhere before step t+1 reads them
+    forward_step_on_chip = make_forward_step(True)
+    backward_step_on_chip = make_backward_step(True)
 
-    @cuda.jit
-    def persistent_backward(batch_sizes, dy, w_hh, h_seq, c_seq, saved, dh_carry, dc_carry,
-                            dgx, dgh, units):
-        # dynamic shared memory: this block's columns of W_hh, (G·H, units) flattened
-        hidden = dgx.shape[2] // gates
-        w_slice = cuda.shared.array(0, value)
-        j0 = cuda.blockIdx.x * units
-        first, stride = cuda.threadIdx.x, cuda.blockDim.x
-        for idx in range(first, gates * hidden * units, stride):
-            i, u = idx // units, idx % units
-            w_slice[idx] = w_hh[i, j0 + u] if j0 + u < hidden else zero
+    @cuda.jit(device=True)
+    def load_rows(smem, matrix, rows, width, units, j0, hidden):
+        # smem[row·K + k] = matrix[(row // U)·H + j0 + row % U, k], zeros past H
+        tid, threads = cuda.threadIdx.x, cuda.blockDim.x
+        for idx in range(tid, rows * width, threads):
+            row = idx // width
+            u = row % units
+            if j0 + u < hidden:
+                smem[idx] = matrix[(row // units) * hidden + j0 + u, idx - row * width]
+            else:
+                smem[idx] = zero
         cuda.syncthreads()
-        grid = cuda.cg.this_grid()
-        steps = batch_sizes.shape[0]
-        for t in range(steps - 1, -1, -1):
-            next_batch = batch_sizes[t + 1] if t + 1 < steps else 0
-            for pair in range(first, batch_sizes[t] * units, stride):
-                b, u = pair // units, pair % units
-                j = j0 + u
-                if j < hidden:
-                    dh_rec = zero
-                    if b < next_batch:
-                        for i in range(gates * hidden):
-                            if reads_dgh:
-                                dh_rec += dgh[t + 1, b, i] * w_slice[i * units + u]
-                            else:
-                                dh_rec += dgx[t + 1, b, i] * w_slice[i * units + u]
-                    backward_unit(t, b, j, hidden, dy, dh_rec, h_seq, c_seq, saved, dh_carry,
-                                  dc_carry, dgx, dgh)
-            grid.sync()  # step t's gate gradients are complete before step t-1 reads them
 
+    @cuda.jit(device=True)
+    def grid_handoff(arrived, steps_done):
+        cuda.cg.this_grid().sync()
+
+    @cuda.jit(device=True)
+    def flag_handoff(arrived, steps_done):
+        # each block publishes its writes and arrives; then waits for every block
+        cuda.threadfence()
+        cuda.syncthreads()
+        if cuda.threadIdx.x == 0:
+            cuda.atomic.add(arrived, 0, 1)
+            target = steps_done * cuda.gridDim.x
+            while cuda.atomic.add(arrived, 0, 0) < target:  # an atomic read, from L2
+                pause()
+            cuda.threadfence()
+        cuda.syncthreads()
+
+    @cuda.jit(device=True)
+    def prefetch(pre, gx, t, active, units, staged, j0, hidden):
+        # this thread's first (row, unit) of step t, as forward_step will take it
+        tid = cuda.threadIdx.x
+        i = tid // units
+        j = j0 + tid - i * units
+        if tid < min(staged, active) * units and j < hidden:
+            for g in range(gates):
+                pre[g] = gx[t, i, g * hidden + j]
+            return True
+        return False
+
+    def make_persistent(handoff):
+        @cuda.jit
+        def persistent_forward(batch_sizes, gx, w_hh, b_hh, h_seq, c_seq, saved, units,
+                               staged, arrived):
+            # batch_sizes (T,) int32; w_hh (G*H,H); arrived (1,) int32, zero (flags)
+            hidden = b_hh.shape[0] // gates
+            j0 = cuda.blockIdx.x * units
+            smem = cuda.shared.array(0, value)
+            load_rows(smem, w_hh, gates * units, hidden, units, j0, hidden)
+            xg = cuda.local.array(gates, value)
+            rec = cuda.local.array(gates, value)
+            pre = cuda.local.array(gates, value)
+            prefetched = False
+            steps = batch_sizes.shape[0]
+            for t in range(steps):
+                forward_step_on_chip(smem, t, batch_sizes[t], gx, w_hh, b_hh, h_seq, c_seq,
+                                     saved, units, staged, j0, xg, rec, pre, prefetched)
+                if t + 1 < steps:
+                    prefetched = prefetch(pre, gx, t + 1, batch_sizes[t + 1], units, staged,
+                                          j0, hidden)
+                    handoff(arrived, t + 1)  # step t's states complete everywhere
+
+        @cuda.jit
+        def persistent_backward(batch_sizes, dy, w_hh_t, h_seq, c_seq, saved, dh_carry,
+                                dc_carry, dgx, dgh, units, staged, arrived):
+            # w_hh_t (H,G*H) = W_hhᵀ: the block keeps its units' rows
+            hidden = dgx.shape[2] // gates
+            j0 = cuda.blockIdx.x * units
+            smem = cuda.shared.array(0, value)
+            load_rows(smem, w_hh_t, units, gates * hidden, units, j0, hidden)
+            steps = batch_sizes.shape[0]
+            for t in range(steps - 1, -1, -1):
+                next_batch = batch_sizes[t + 1] if t + 1 < steps else 0
+                backward_step_on_chip(smem, t, batch_sizes[t], next_batch, dy, w_hh_t,
+                                      h_seq, c_seq, saved, dh_carry, dc_carry, dgx, dgh,
+                                      units, staged, j0)
+                if t > 0:
+                    handoff(arrived, steps - t)  # step t's gate gradients complete
+
+        return persistent_forward, persistent_backward
+
+    persistent_forward, persistent_backward = make_persistent(grid_handoff)
+    persistent_forward_flags, persistent_backward_flags = make_persistent(flag_handoff)
     return StepKernels(forward, backward, fused_forward, fused_backward, persistent_forward,
-                       persistent_backward)
+                       persistent_backward, persistent_forward_flags, persistent_backward_flags)
