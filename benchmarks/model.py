@@ -16,7 +16,8 @@ New design (kernels/steps.py), per step and SM (one block of 256 threads per SM)
                          batch row, each x feeding 4 rows: R·K/32·(⌈B/4⌉ + B/4) warp
                          loads of s bytes at 128 B/clock; or the FMAs (R·K·B per SM at
                          128 (fp32) or 64 (fp64) per clock) when they take longer
-  reductions             R·S·B warp reductions of 5 shuffles, 4 schedulers issuing
+  reductions             one reduce-scatter of 16 shuffles per (group of 4 rows, slice,
+                         register tile of 4 batch rows), 4 schedulers issuing
   gate math              ⌈B·U/256⌉ rounds of GATE cycles (the first one's gx prefetched)
   barriers               3 block barriers per staging
 Old design (one thread per (row, unit), a serial dot product of K values per gate):
@@ -70,7 +71,7 @@ def new_step_cycles(cell, hidden, batch, direction, itemsize=4, hw=H100):
         "products": max(rows * width / 32 * (stagings * math.ceil(staged / TILE)
                                              + batch / GROUP) * itemsize / 4,
                         rows * width * batch / hw["fma_per_clock"][itemsize]),
-        "reductions": rows * slices * batch * 5 / 4,
+        "reductions": -(-rows // GROUP) * slices * stagings * math.ceil(staged / TILE) * 16 / 4,
         "gate math": math.ceil(batch * units / hw["threads"]) * hw["gate"],
         "barriers": 3 * stagings * chunks * hw["barrier"],
     }

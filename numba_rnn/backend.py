@@ -285,12 +285,12 @@ if _ON_GPU:
         args = [_kernel_arg(a) for a in args]
         if _recorder is not None:
             _recorder(kernel, blocks, threads, shared_bytes, args)
-        if shared_bytes > _NO_OPT_IN_BYTES:
-            _allow_dynamic_shared(_overload(kernel, args), shared_bytes)
         ptr, stream = _numba_stream()
         key = (kernel, blocks, threads, shared_bytes, ptr)
         configured = _configured.get(key)
         if configured is None:
+            if shared_bytes > _NO_OPT_IN_BYTES:  # once per configuration, not per step
+                _allow_dynamic_shared(_overload(kernel, args), shared_bytes)
             configured = _configured[key] = _configure(kernel, blocks, threads, stream,
                                                        shared_bytes)
         configured(*args)
@@ -319,12 +319,16 @@ if _ON_GPU:
                 driver.cuFuncSetAttribute(cufunc.handle, attribute, shared_bytes)
         _dynamic_allowed[id(cufunc)] = shared_bytes
 
-    @functools.lru_cache(maxsize=None)
     def cooperative_limits(kernel, signature, threads):
         """CooperativeLimits of ``kernel`` compiled for ``signature`` (a tuple of Numba
-        types) in blocks of ``threads``, from the compiled kernel's own figures: its
-        static shared memory, the device's opt-in maximum per block (227 KiB on Hopper),
-        and the driver's occupancy for the dynamic size asked."""
+        types) in blocks of ``threads`` on the current device, from the compiled
+        kernel's own figures: its static shared memory, the device's opt-in maximum per
+        block (227 KiB on Hopper), and the driver's occupancy for the dynamic size
+        asked."""
+        return _cooperative_limits(kernel, signature, threads, cuda.get_current_device().id)
+
+    @functools.lru_cache(maxsize=None)
+    def _cooperative_limits(kernel, signature, threads, device_id):
         overload = kernel.compile(signature)
         cufunc = overload._codelibrary.get_cufunc()
         device = cuda.get_current_device()

@@ -50,10 +50,10 @@ class Batching:
 
     def __init__(self, lengths, steps, batch):
         self.steps = steps
-        self._device_sizes = None
         if lengths is None:
             self.order = None
             self.batch_sizes = [batch] * steps
+            self._device_sizes = self._copy_sizes()
             return
         lengths = np.asarray(lengths, dtype=np.int64)
         order = np.argsort(-lengths, kind="stable")
@@ -69,11 +69,16 @@ class Batching:
         self._reverse_rows = xp.asarray(
             np.where(t < sorted_lengths[None, :], sorted_lengths[None, :] - 1 - t, t))
         self._columns = xp.asarray(np.arange(batch)[None, :])
+        self._device_sizes = self._copy_sizes()
+
+    def _copy_sizes(self):
+        return xp.asarray(np.array(self.batch_sizes, dtype=np.int32))
 
     def device_batch_sizes(self):
-        """The active rows per step as a device int32 array (persistent kernels)."""
-        if self._device_sizes is None:
-            self._device_sizes = xp.asarray(np.array(self.batch_sizes, dtype=np.int32))
+        """The active rows per step as a device int32 array (persistent kernels). Made
+        with the batching, on the main stream, before the directions of a layer go to
+        streams of their own: a copy made on one of them would not be ordered before
+        the other's kernel."""
         return self._device_sizes
 
     def sort(self, a):

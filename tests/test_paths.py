@@ -216,3 +216,13 @@ def test_batches_larger_than_what_is_staged_at_once(monkeypatch):
             plan = {"fused": recurrent.fused_plan, "persistent": recurrent.persistent_plan}[path]
             assert plan(lstm, hidden, "float64", batch).staged == TILE
             _assert_same(_gradients(path, handoff, *problem), plain)
+
+
+def test_batch_sizes_reach_the_device_with_the_batching():
+    """Made before the directions of a layer go to streams of their own (a copy made on
+    one stream would not be ordered before the other's kernel)."""
+    for lengths in (None, [3, 1, 2]):
+        batching = recurrent.Batching(lengths, 3, 3)
+        sizes = batching.device_batch_sizes()
+        assert sizes is batching.device_batch_sizes()
+        np.testing.assert_array_equal(backend.to_host(sizes), batching.batch_sizes)

@@ -19,9 +19,10 @@ design"):
   warp takes a (group of GROUP rows, slice of k) item, its 32 lanes stride over k with
   GROUP·TILE accumulators each, TILE batch rows at a time (every thread works, whatever
   the batch; each value loaded from shared memory feeds several multiply-adds), and a
-  warp reduction (shuffles on a GPU; atomic adds into shared memory in the
-  simulator, which has no warp operations) adds into one partial sum per (tile row, row,
-  slice); a long input goes through in chunks of CHUNK values of k;
+  warp reduction (on a GPU one reduce-scatter of the 16 sums by shuffles; atomic adds
+  into shared memory in the simulator, which has no warp operations) adds into one
+  partial sum per (slice, batch row, row); a long input goes through in chunks of CHUNK
+  values of k;
 * the gate math: the owners of (batch row, unit) add the slices and call the cell's
   unit function.
 
@@ -32,11 +33,13 @@ of W_hh (forward) or W_hhᵀ (backward) into shared memory once, and steps are s
 by a grid-wide handoff: ``cuda.cg.this_grid().sync()``, or (the ``_flags`` variants) an
 arrival counter: each block fences its writes, adds one, and waits until every block has
 arrived, having loaded its next inputs (gx[t+1]) first. Every block of a persistent grid
-must be resident at once (``recurrent.persistent_plan``). In the simulator a grid
+must be resident at once (``recurrent.persistent_plan``); both variants are cooperative
+launches, which the driver starts only when the whole grid fits. In the simulator a grid
 barrier only synchronizes one block: persistent kernels run there with one block.
 
 Shared memory, in elements of the dtype (``layout``): [W rows (persistent only) | the
-staged inputs, staged·min(K, CHUNK) | partial sums, staged·R·S].
+staged inputs, staged·min(K, CHUNK) | partial sums, S·staged·R, R fastest so that the
+gate math reads them without bank conflicts].
 """
 from collections import namedtuple
 
@@ -88,6 +91,33 @@ def layout(rows, width, warps, on_chip, staged, chunk=CHUNK):
 
 _layout = cuda.jit(device=True)(layout)
 
+assert GROUP * TILE == 16, "reduce_scatter hands each pair of a warp's 32 lanes one sum"
+
+
+@cuda.jit(device=True)
+def _exchange(acc, lane, offset, half):
+    # lanes differing in bit `offset` swap halves: each keeps one and adds the other's
+    upper = (lane & offset) != 0
+    for i in range(half):
+        send = acc[i] if upper else acc[i + half]
+        keep = acc[i + half] if upper else acc[i]
+        acc[i] = keep + cuda.shfl_xor_sync(0xFFFFFFFF, send, offset)
+
+
+@cuda.jit(device=True)
+def reduce_scatter(acc, lane):
+    """A warp's 16 sums at once (GPU only): ``acc`` holds 16 values in each of the 32
+    lanes; returns (total, index), the warp's total of acc[index], which both lanes of
+    a pair (lane, lane ^ 1) hold, the 16 pairs holding the 16 indices. 16 shuffles,
+    where a reduction per sum takes 80."""
+    _exchange(acc, lane, 16, 8)
+    _exchange(acc, lane, 8, 4)
+    _exchange(acc, lane, 4, 2)
+    _exchange(acc, lane, 2, 1)
+    total = acc[0] + cuda.shfl_xor_sync(0xFFFFFFFF, acc[0], 1)
+    return total, (((lane >> 4) & 1) * 8 + ((lane >> 3) & 1) * 4 + ((lane >> 2) & 1) * 2
+                   + ((lane >> 1) & 1))
+
 
 def _every_cell_and_dtype():
     from . import CELLS
@@ -133,9 +163,14 @@ def step_kernels(cell, dtype):
     # check) get shuffles, ld.global.cg and nanosleep.
     if _SIMULATOR:
         @cuda.jit(device=True)
-        def add_up(v, smem, at, lane):
-            # the simulator has no warp operations: every lane adds into shared memory
-            cuda.atomic.add(smem, at, v)
+        def deposit(acc, smem, partial_at, staged, rows, count, r0, group, piece, lane):
+            # no warp operations: every lane adds each of its sums into shared memory
+            for q in range(GROUP):
+                row = group * GROUP + q
+                for i in range(TILE):
+                    if row < rows and r0 + i < count:
+                        cuda.atomic.add(smem, partial_at + (piece * staged + r0 + i) * rows
+                                        + row, acc[q * TILE + i])
 
         @cuda.jit(device=True)
         def load(a, t, b, k):
@@ -146,12 +181,13 @@ def step_kernels(cell, dtype):
             pass
     else:
         @cuda.jit(device=True)
-        def add_up(v, smem, at, lane):
-            # a warp's lanes hold pieces of one sum: shuffles, and lane 0 adds it in
-            for offset in (16, 8, 4, 2, 1):
-                v += cuda.shfl_down_sync(0xFFFFFFFF, v, offset)
-            if lane == 0:
-                smem[at] += v
+        def deposit(acc, smem, partial_at, staged, rows, count, r0, group, piece, lane):
+            # the warp's 16 sums by one reduce-scatter; one lane of each pair adds its sum
+            total, which = reduce_scatter(acc, lane)
+            row = group * GROUP + which // TILE
+            i = which % TILE
+            if (lane & 1) == 0 and row < rows and r0 + i < count:
+                smem[partial_at + (piece * staged + r0 + i) * rows + row] += total
 
         @cuda.jit(device=True)
         def load(a, t, b, k):
@@ -166,12 +202,12 @@ def step_kernels(cell, dtype):
         (shared memory from offset 0) or read from ``matrix`` in global memory."""
         @cuda.jit(device=True)
         def products(smem, source, step, b0, count, width, rows, units, j0, hidden, matrix,
-                     slices, tile_at, partial_at):
-            # partial[i, row, s] = Σ_{k in slice s} source[step, b0 + i, k]·M[row, k]
+                     slices, staged, tile_at, partial_at):
+            # partial[s, i, row] = Σ_{k in slice s} source[step, b0 + i, k]·M[row, k]
             # for i < count; M's row `row` is matrix row (row // U)·H + j0 + row % U
             tid, threads = cuda.threadIdx.x, cuda.blockDim.x
             warp, lane, warps = tid // LANES, tid % LANES, threads // LANES
-            for idx in range(tid, count * rows * slices, threads):
+            for idx in range(tid, slices * staged * rows, threads):
                 smem[partial_at + idx] = zero
             acc = cuda.local.array(_SUMS, value)
             w = cuda.local.array(GROUP, value)
@@ -209,14 +245,8 @@ def step_kernels(cell, dtype):
                                         for q in range(GROUP):
                                             acc[q * TILE + i] += w[q] * x
                             # the same for the whole warp, so its reductions stay in step
-                            for q in range(GROUP):
-                                row = group * GROUP + q
-                                if row < rows:
-                                    for i in range(TILE):
-                                        if r0 + i < count:
-                                            add_up(acc[q * TILE + i], smem, partial_at
-                                                   + ((r0 + i) * rows + row) * slices + piece,
-                                                   lane)
+                            deposit(acc, smem, partial_at, staged, rows, count, r0, group,
+                                    piece, lane)
                 cuda.syncthreads()
 
         return products
@@ -236,7 +266,7 @@ def step_kernels(cell, dtype):
             for b0 in range(0, active, staged):
                 count = min(staged, active - b0)
                 products(smem, h_seq, t, b0, count, hidden, rows, units, j0, hidden, w_hh,
-                         slices, tile_at, partial_at)
+                         slices, staged, tile_at, partial_at)
                 for pair in range(tid, count * units, threads):
                     i = pair // units
                     j = j0 + pair - i * units
@@ -244,8 +274,8 @@ def step_kernels(cell, dtype):
                         for g in range(gates):
                             total = zero
                             for piece in range(slices):
-                                total += smem[partial_at + (i * rows + g * units + j - j0)
-                                              * slices + piece]
+                                total += smem[partial_at + (piece * staged + i) * rows
+                                              + g * units + j - j0]
                             rec[g] = total
                             if prefetched and b0 == 0 and pair == tid:
                                 xg[g] = pre[g]
@@ -273,7 +303,8 @@ def step_kernels(cell, dtype):
                 reach = min(count, next_batch - b0)  # rows that ran step t+1
                 if reach > 0:
                     products(smem, dgh if reads_dgh else dgx, t + 1, b0, reach, width,
-                             units, units, j0, hidden, w_hh_t, slices, tile_at, partial_at)
+                             units, units, j0, hidden, w_hh_t, slices, staged, tile_at,
+                             partial_at)
                 for pair in range(tid, count * units, threads):
                     i = pair // units
                     u = pair - i * units
@@ -281,7 +312,7 @@ def step_kernels(cell, dtype):
                         dh_rec = zero
                         if i < reach:
                             for piece in range(slices):
-                                dh_rec += smem[partial_at + (i * units + u) * slices + piece]
+                                dh_rec += smem[partial_at + (piece * staged + i) * units + u]
                         backward_unit(t, b0 + i, j0 + u, hidden, dy, dh_rec, h_seq, c_seq,
                                       saved, dh_carry, dc_carry, dgx, dgh)
                 cuda.syncthreads()
@@ -335,6 +366,12 @@ def step_kernels(cell, dtype):
     @cuda.jit(device=True)
     def flag_handoff(arrived, steps_done):
         # each block publishes its writes and arrives; then waits for every block
+        if steps_done < 0:
+            # never runs, but makes the launch cooperative, as the grid barrier's is: the
+            # driver starts the grid only when all of it fits, so two grids (the
+            # directions of a layer, on two streams) cannot each hold part of the GPU
+            # and wait for each other forever
+            cuda.cg.this_grid().sync()
         cuda.threadfence()
         cuda.syncthreads()
         if cuda.threadIdx.x == 0:
