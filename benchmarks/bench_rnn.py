@@ -3,13 +3,15 @@ prescribes: the same work, in one process, on one GPU.
 
     python benchmarks/bench_rnn.py [--cells lstm,gru] [--sets small,large,deepbench,stack]
                                    [--modes inference,training] [--quick] [--out DIR]
-                                   [--repeats N] [--warmup N] [--soak N]
+                                   [--repeats N] [--warmup N] [--soak N] [--bridge]
 
 For every case, before anything is timed, numba_rnn's output, final states and (training)
 every gradient are checked against PyTorch's on the case's own random weights and input;
 a case that fails is reported and not timed. Then each implementation is timed with CUDA
 events after warm-up: numba_rnn, cuDNN in float32 with TF32 off (the comparison), and
-cuDNN with PyTorch's default (TF32 allowed in cuDNN) as a second column. Peak device
+cuDNN with PyTorch's default (TF32 allowed in cuDNN) as a second column, and with
+--bridge numba_rnn.torch's module (numba_rnn's kernels in PyTorch's autograd: what the
+bridge costs per call, checked against PyTorch first). Peak device
 memory of a training step is read for both. Writes DIR/results.json (one record per case,
 mode and implementation, plus the environment), DIR/results.md (the ratio table, with
 each case's floor) and DIR/ratio.png (ratio against batch size), and prints the table.
@@ -75,6 +77,9 @@ def parse(argv):
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--path", default="auto", choices=("auto",) + recurrent.PATHS,
                    help="force numba_rnn's kernel path (default: its automatic choice)")
+    p.add_argument("--bridge", action="store_true",
+                   help="also run numba_rnn.torch's module (numba_rnn's kernels inside "
+                        "PyTorch's autograd): what the bridge costs per call")
     p.add_argument("--soak", type=int, default=0, metavar="N",
                    help="also repeat one training step N times and report device memory")
     p.add_argument("--no-progress", action="store_true")
@@ -164,12 +169,18 @@ class Ours(_Side):
 
 
 class Theirs(_Side):
-    """The same layer in PyTorch, on the GPU (cuDNN) or, in the simulator, on the CPU."""
+    """The same layer in PyTorch, on the GPU (cuDNN) or, in the simulator, on the CPU;
+    with ``bridge``, numba_rnn.torch's module of the same name instead (PyTorch's
+    autograd around numba_rnn's kernels)."""
 
-    def __init__(self, torch, ours, case):
+    def __init__(self, torch, ours, case, bridge=False):
         self.no_grad = torch.no_grad
         device = "cuda" if ON_GPU else "cpu"
-        cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[case.cell]
+        if bridge:
+            import numba_rnn.torch as library
+        else:
+            library = torch.nn
+        cls = {"lstm": library.LSTM, "gru": library.GRU}[case.cell]
         self.layer = cls(case.I, case.H, num_layers=case.layers,
                          bidirectional=case.directions == 2).to(device)
         self.layer.load_state_dict({k: torch.from_numpy(v)
@@ -306,6 +317,14 @@ def run_gpu(args, cases, torch, env):
             records.append(record(case, mode, "cudnn_tf32_default", floor_ms=floor,
                                   **percentiles(time_cuda(fn, args.repeats, args.warmup, "torch"))))
             torch.backends.cudnn.allow_tf32 = False
+            if args.bridge:
+                bridge = Theirs(torch, ours, case, bridge=True)
+                worst_bridge, _ = compare(bridge.results(mode), theirs.results(mode))
+                fn = getattr(bridge, mode)
+                records.append(record(case, mode, "numba_rnn.torch", floor_ms=floor,
+                                      bridge_relative_error=worst_bridge,
+                                      **percentiles(time_cuda(fn, args.repeats, args.warmup,
+                                                              "torch"))))
         del ours, theirs
     return records
 
@@ -332,7 +351,11 @@ def run_simulator(args, cases, torch):
                       "scaled_from": dict(T=case.T, B=case.B, I=case.I, H=case.H)}
             if theirs is not None:
                 fields["torch_cpu_relative_error"] = compare(values, theirs.results(mode))[0]
-            passed = max(worst, fields.get("torch_cpu_relative_error", 0.0)) <= rtol
+                if args.bridge:
+                    fields["bridge_relative_error"] = compare(
+                        Theirs(torch, ours, small, bridge=True).results(mode), expected)[0]
+            passed = max(worst, fields.get("torch_cpu_relative_error", 0.0),
+                         fields.get("bridge_relative_error", 0.0)) <= rtol
             records.append(record(small, mode, "numba_rnn", passed=passed,
                                   path=ours.layer.last_paths[0][0], **fields))
     return records
@@ -370,17 +393,19 @@ def ratio_table(records, env):
              f"driver {env.get('cuda_driver')}, runtime {env.get('cuda_runtime')}; {env['date']}",
              "",
              "| set | cell | T | B | I=H | L×D | mode | path | numba_rnn ms (p10–p90) | "
-             "model ms | cuDNN ms | ratio | cuDNN TF32 ms | floor ms | peak MiB ours / cuDNN |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "model ms | via numba_rnn.torch ms | cuDNN ms | ratio | cuDNN TF32 ms | floor ms | "
+             "peak MiB ours / cuDNN |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for key, impls in by_key.items():
         s, cell, t, b, h, layers, dirs, mode = key
         ours, cudnn, tf32 = impls.get("numba_rnn"), impls.get("cudnn"), impls.get("cudnn_tf32_default")
+        bridge = impls.get("numba_rnn.torch")
         floor = ours.get("floor_ms")
         floor_text = "n/a" if floor is None else f"{floor:.3f}"
         if ours.get("median_ms") is None:
             why = ours.get("error") or ours.get("not_runnable") or "not timed"
             lines.append(f"| {s} | {cell} | {t} | {b} | {h} | {layers}×{dirs} | {mode} | | "
-                         f"{why} | | | | | {floor_text} | |")
+                         f"{why} | | | | | | {floor_text} | |")
             continue
         ratio = ours["median_ms"] / cudnn["median_ms"]
         peak = ""
@@ -390,6 +415,7 @@ def ratio_table(records, env):
             f"| {s} | {cell} | {t} | {b} | {h} | {layers}×{dirs} | {mode} | {ours.get('path')} | "
             f"{ours['median_ms']:.3f} ({ours['p10_ms']:.3f}–{ours['p90_ms']:.3f}) | "
             f"{'' if ours.get('predicted_ms') is None else format(ours['predicted_ms'], '.3f')} | "
+            f"{'' if bridge is None else format(bridge['median_ms'], '.3f')} | "
             f"{cudnn['median_ms']:.3f} | **{ratio:.2f}** | {tf32['median_ms']:.3f} | "
             f"{floor_text} | {peak} |")
     return "\n".join(lines) + "\n"

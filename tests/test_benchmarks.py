@@ -133,7 +133,7 @@ def test_ratio_table_divides_ours_by_cudnn():
     env = {"device": "test", "numba": "x", "numba-cuda": "y", "date": "today"}
     table = bench.ratio_table(records, env)
     row = table.strip().splitlines()[-1]
-    assert "| large | gru | 100 | 64 | 512 | 1×1 | training | fused | 3.000 (2.900–3.200) |  | " \
+    assert "| large | gru | 100 | 64 | 512 | 1×1 | training | fused | 3.000 (2.900–3.200) |  |  | " \
            "2.000 | **1.50** | 1.500 | 0.500 | 2.0 / 1.0 |" == row
 
 
@@ -185,3 +185,12 @@ def test_a_case_the_forced_path_cannot_run_is_recorded_and_the_run_goes_on(tmp_p
     ran = [r for r in records if not r.get("not_runnable")]
     assert ran and all(r["cell"] == "lstm" and r["passed"] for r in ran)
     assert "not runnable" in (tmp_path / "results.md").read_text()
+
+
+@pytest.mark.skipif(backend.backend_name() != "simulator", reason="the simulator's run")
+def test_the_bridge_is_checked_in_the_correctness_run(tmp_path):
+    pytest.importorskip("torch")
+    bench = load_bench()
+    assert bench.main(["--sets", "stack", "--bridge", "--no-progress", "--out", str(tmp_path)]) == 0
+    for r in json.loads((tmp_path / "results.json").read_text())["records"]:
+        assert r["bridge_relative_error"] < 1e-4 and r["passed"]

@@ -81,7 +81,7 @@ def test_char_lm_example_samples_checkpoints_and_resumes(tmp_path):
     assert (tmp_path / "char_lm.png").exists() == _has("matplotlib")
 
 
-@pytest.mark.parametrize("name", ["adding_problem", "char_lm", "regression"])
+@pytest.mark.parametrize("name", ["adding_problem", "char_lm", "regression", "torch_interop"])
 def test_examples_document_how_to_run_them(name):
     text = (EXAMPLES / f"{name}.py").read_text()
     assert f"python examples/{name}.py" in text and "--full" in text
