@@ -169,10 +169,6 @@ STATIC_SHARED_BYTES = 1024
 _NO_OPT_IN_BYTES = SHARED_BYTES_PER_BLOCK - STATIC_SHARED_BYTES
 
 
-def threads_per_block():
-    return _THREADS
-
-
 _placeholders = {}
 
 

@@ -18,7 +18,6 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
-import pytest
 
 import numba_rnn as nr
 from numba_rnn.testing import GRADCHECK_MAX_RELATIVE_ERROR, TOLERANCES, relative_error
