@@ -55,7 +55,11 @@ def worker(rank, folder, port):
     train(model, slice(rank * half, (rank + 1) * half))
     if rank == 0:
         torch.save(model.module.state_dict(), os.path.join(folder, "rank0.pt"))
+    dist.barrier()  # both ranks done before either tears gloo down
     dist.destroy_process_group()
+    # gloo's threads can abort the interpreter's own teardown ("terminate called without
+    # an active exception"): everything is written, so leave without it
+    os._exit(0)
 
 
 def free_port():
