@@ -1,6 +1,6 @@
 """numba_rnn: LSTM, GRU and Elman RNN layers for NVIDIA GPUs, with numba.cuda kernels and
 hand-derived backward passes, in PyTorch's image. See API.md for the contract."""
-from . import nn, optim
+from . import nn, optim, utils
 from .backend import backend_name
 from .checkpoint import load, save
 from .nn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell

@@ -34,7 +34,7 @@ import zipfile
 import numpy as np
 
 from . import backend
-from .tensor import Tensor
+from .tensor import Tensor, _wrap
 
 FORMAT = "numba_rnn.checkpoint"
 VERSION = 1
@@ -61,7 +61,7 @@ def _encode(obj, arrays):
         return {"$scalar": len(arrays) - 1}
     if isinstance(obj, Tensor) or backend.is_device_array(obj) or isinstance(obj, np.ndarray):
         kind = "$tensor" if isinstance(obj, Tensor) else "$array"
-        host = np.array(backend.to_host(obj.data if isinstance(obj, Tensor) else obj), copy=True)
+        host = np.array(backend.to_host(obj._array if isinstance(obj, Tensor) else obj), copy=True)
         if host.dtype.hasobject:
             raise TypeError("obj: arrays of Python objects cannot be saved, got dtype object")
         arrays.append(host)
@@ -85,7 +85,7 @@ def _decode(tree, arrays):
     if kind == "$array":
         return arrays[value]
     if kind == "$tensor":
-        return Tensor(backend.to_device(arrays[value]))
+        return _wrap(backend.to_device(arrays[value]))
     if kind == "$scalar":
         return arrays[value][()]
     if kind == "$float":

@@ -73,7 +73,7 @@ class Optimizer:
                 if set_to_none or p.grad is None:
                     p.grad = None
                 else:
-                    p.grad.data[...] = 0
+                    p.grad._array[...] = 0
 
     def step(self, closure=None):
         """One update of every parameter that has a gradient (parameters whose ``.grad``
@@ -83,7 +83,7 @@ class Optimizer:
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
-                    self._update(p, xp.ascontiguousarray(p.grad.data).reshape(-1), group,
+                    self._update(p, xp.ascontiguousarray(p.grad._array).reshape(-1), group,
                                  self.state.setdefault(p, {}))
                     p._version += 1  # written in place: graphs that saved it are stale
         return loss
@@ -196,7 +196,7 @@ class SGD(Optimizer):
             buffer = _flat(state["momentum_buffer"])
         else:
             buffer = backend.placeholder(1, p.dtype)
-        param = _flat(p.data)
+        param = _flat(p._array)
         backend.launch(sgd_kernel(p.dtype), param.size, param, grad, buffer,
                        dtype(group["lr"]), dtype(momentum), dtype(1 - group["dampening"]),
                        dtype(group["weight_decay"]), bool(group["nesterov"]),
@@ -240,7 +240,7 @@ class Adam(Optimizer):
         step = state["step"]
         lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
         beta1, beta2 = group["betas"]
-        param = _flat(p.data)
+        param = _flat(p._array)
         backend.launch(
             adam_kernel(p.dtype), param.size, param, grad, _flat(state["exp_avg"]),
             _flat(state["exp_avg_sq"]),

@@ -221,7 +221,7 @@ def _to_storage(data, dtype=None):
     """Device storage for ``data``; lists and Python scalars follow PyTorch's defaults
     (float32 for floats, int64 for integers) when no dtype is given."""
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._array
     if dtype is not None:
         return backend.to_device(data, dtype_of(dtype))
     if isinstance(data, (list, tuple, numbers.Number)):
@@ -237,9 +237,91 @@ def _to_storage(data, dtype=None):
 def tensor(data, dtype=None, requires_grad=False):
     """A new leaf tensor holding a copy of ``data`` on the device."""
     storage = _to_storage(data, dtype)
-    if storage is data or (isinstance(data, Tensor) and storage is data.data):
+    if storage is data or (isinstance(data, Tensor) and storage is data._array):
         storage = storage.copy()
-    return Tensor(storage, requires_grad=requires_grad)
+    return _wrap(storage, requires_grad=requires_grad)
+
+
+def _wrap(array, requires_grad=False, _fn=None, _output_nr=0):
+    """A Tensor around device storage ``array`` (no copy): how the package makes its
+    tensors (``Tensor(...)`` is PyTorch's legacy constructor)."""
+    t = Tensor.__new__(Tensor)
+    t._init(array, requires_grad, _fn, _output_nr)
+    return t
+
+
+def _check_device(device):
+    """numba_rnn has one device: ``"cuda"`` and ``"cpu"`` (with an index 0, or as a
+    ``device``) both name it."""
+    if device is None or isinstance(device, device_type):
+        return
+    if isinstance(device, numbers.Integral) and not isinstance(device, bool) and device == 0:
+        return
+    if isinstance(device, str) and device.split(":")[0] in ("cuda", "cpu") and (
+            device.count(":") == 0 or device.split(":", 1)[1] == "0"):
+        return
+    if type(device).__name__ == "device" and type(device).__module__ == "torch":
+        return
+    raise ValueError(f"device: expected 'cuda', 'cpu' (numba_rnn has one device) or an "
+                     f"nr.device, got {device!r}")
+
+
+class device_type:
+    """``nr.device("cuda")`` or ``nr.device("cpu")``: both name numba_rnn's one device
+    (the GPU when there is one, else the simulator); kept so that programs that move
+    models and data with ``.to(device)`` run unchanged."""
+
+    def __init__(self, type="cuda", index=None):
+        if isinstance(type, device_type):
+            type, index = type.type, type.index
+        elif isinstance(type, str) and ":" in type:
+            type, index = type.split(":", 1)
+            index = int(index)
+        _check_device(type if index is None else f"{type}:{index}")
+        self.type = type
+        self.index = index
+
+    def __eq__(self, other):
+        if isinstance(other, str):
+            other = device_type(other)
+        return isinstance(other, device_type) and self.type == other.type
+
+    def __hash__(self):
+        return hash(self.type)
+
+    def __str__(self):
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    def __repr__(self):
+        return f"device(type={self.type!r}" + (
+            ")" if self.index is None else f", index={self.index})")
+
+
+def _to_arguments(args, kwargs):
+    """The dtype (or None) that ``Module.to``/``Tensor.to``'s arguments name; devices are
+    checked and otherwise ignored (numba_rnn has one)."""
+    unknown = set(kwargs) - {"dtype", "device", "non_blocking", "copy", "memory_format"}
+    if unknown:
+        raise TypeError(f"to(): unexpected keyword arguments {sorted(unknown)}")
+    if len(args) > 2:
+        raise TypeError(f"to(): expected at most a device and a dtype, got {len(args)} "
+                        "positional arguments")
+    dtype = kwargs.get("dtype")
+    _check_device(kwargs.get("device"))
+    for arg in args:
+        if isinstance(arg, Tensor):
+            dtype = arg.dtype
+        elif _is_device(arg):
+            _check_device(arg)
+        else:
+            dtype = arg
+    return None if dtype is None else dtype_of(dtype)
+
+
+def _is_device(value):
+    return (isinstance(value, (device_type, numbers.Integral)) and not isinstance(value, bool)
+            ) or (isinstance(value, str) and value.split(":")[0] in ("cuda", "cpu")) or (
+        type(value).__name__ == "device" and type(value).__module__ == "torch")
 
 
 def _unbroadcast(grad, shape):
@@ -260,8 +342,31 @@ class Tensor:
 
     __array_priority__ = 1000  # so that ndarray <op> Tensor defers to Tensor's reflected op
 
-    def __init__(self, data, requires_grad=False, _fn=None, _output_nr=0):
-        self.data = data
+    def __init__(self, *sizes_or_data, device=None):
+        """The legacy constructor, as ``torch.Tensor``: ``Tensor(2, 3)`` is a float32
+        tensor of that shape (zero-filled here), ``Tensor(data)`` a float32 copy of
+        ``data``, ``Tensor()`` an empty one. New code uses ``nr.tensor`` and the creation
+        functions."""
+        _check_device(device)
+        args = sizes_or_data
+        if not args:
+            array = xp.zeros((0,), dtype=np.float32)
+        elif all(isinstance(a, numbers.Integral) and not isinstance(a, (bool, np.bool_))
+                 for a in args):
+            if any(a < 0 for a in args):
+                raise ValueError(f"size: expected non-negative sizes, got {args}")
+            array = xp.zeros(tuple(int(a) for a in args), dtype=np.float32)
+        elif len(args) == 1:
+            array = _to_storage(args[0], np.float32)
+            if array is args[0] or (isinstance(args[0], Tensor) and array is args[0]._array):
+                array = array.copy()
+        else:
+            raise TypeError(f"Tensor(): expected sizes (ints) or one sequence of data, got "
+                            f"{', '.join(type(a).__name__ for a in args)}")
+        self._init(array)
+
+    def _init(self, data, requires_grad=False, _fn=None, _output_nr=0):
+        self._array = data
         if requires_grad and data.dtype not in backend.FLOAT_DTYPES:
             raise TypeError(
                 f"requires_grad: only float32 and float64 tensors can require gradients, "
@@ -274,50 +379,61 @@ class Tensor:
         self._version = 0  # counts in-place writes of ``data`` (see Function.versions)
 
     # ----------------------------------------------------------------- properties
-    shape = property(lambda self: tuple(self.data.shape))
-    dtype = property(lambda self: self.data.dtype)
-    ndim = property(lambda self: self.data.ndim)
+    shape = property(lambda self: tuple(self._array.shape))
+    dtype = property(lambda self: self._array.dtype)
+    ndim = property(lambda self: self._array.ndim)
     is_leaf = property(lambda self: self._fn is None)
 
     def __len__(self):
-        return len(self.data)
+        return len(self._array)
 
     def numel(self):
-        return int(self.data.size)
+        return int(self._array.size)
 
     def numpy(self):
         """A host NumPy copy of the data."""
-        return np.array(backend.to_host(self.data), copy=True)
+        return np.array(backend.to_host(self._array), copy=True)
 
     def __array__(self, dtype=None, copy=None):
-        host = backend.to_host(self.data)
+        host = backend.to_host(self._array)
         return host if dtype is None else host.astype(dtype)
 
     def item(self):
-        if self.data.size != 1:
+        if self._array.size != 1:
             raise ValueError(f"item(): expected a tensor with one element, got shape {self.shape}")
-        return self.data.reshape(()).item()
+        return self._array.reshape(()).item()
 
     def detach(self):
         """The same storage, cut from the graph."""
-        return Tensor(self.data)
+        return _wrap(self._array)
+
+    @property
+    def data(self):
+        """The same storage as a Tensor with no graph, as in PyTorch: writes to it
+        (``p.data.add_(...)``) change this tensor's values and are not tracked."""
+        return _wrap(self._array)
+
+    @data.setter
+    def data(self, value):
+        array = value._array if isinstance(value, Tensor) else backend.to_device(value)
+        self._array = array
 
     def requires_grad_(self, requires_grad=True):
         """Switch gradient tracking of a leaf on or off; ``.grad`` is kept, as in
         PyTorch."""
         if not self.is_leaf:
             raise RuntimeError("requires_grad_: only leaf tensors can change requires_grad")
-        if requires_grad and self.data.dtype not in backend.FLOAT_DTYPES:
+        if requires_grad and self._array.dtype not in backend.FLOAT_DTYPES:
             raise TypeError(f"requires_grad: only float32 and float64 tensors can require "
-                            f"gradients, got dtype {self.data.dtype}")
+                            f"gradients, got dtype {self._array.dtype}")
         self.requires_grad = bool(requires_grad)
         return self
 
     def __repr__(self):
-        body = np.array2string(backend.to_host(self.data), separator=", ", prefix="tensor(")
+        body = np.array2string(backend.to_host(self._array), separator=", ", prefix="tensor(")
         extra = ""
-        if self.data.dtype != np.float32:
-            extra += f", dtype={self.data.dtype}"
+        if self._array.dtype != np.float32:
+            extra += f", dtype={self._array.dtype}"
         if self.requires_grad:
             extra += ", requires_grad=True"
         return f"tensor({body}{extra})"
@@ -337,14 +453,14 @@ class Tensor:
         if not self.requires_grad:
             raise RuntimeError("backward: this tensor does not require grad and has no graph")
         if gradient is None:
-            if self.data.size != 1:
+            if self._array.size != 1:
                 raise RuntimeError(
                     f"backward: gradient can be omitted only for a scalar, got shape {self.shape}"
                 )
-            grad = xp.ones_like(self.data)
+            grad = xp.ones_like(self._array)
         else:
             grad = _to_storage(gradient, self.dtype)
-            if grad.shape != self.data.shape:
+            if grad.shape != self._array.shape:
                 raise GradientShapeError(
                     f"gradient: expected shape {self.shape}, got {tuple(grad.shape)}"
                 )
@@ -368,41 +484,41 @@ class Tensor:
 
     def _accumulate(self, grad):
         if self.grad is None:
-            self.grad = Tensor(xp.array(grad, dtype=self.dtype, copy=True))
+            self.grad = _wrap(xp.array(grad, dtype=self.dtype, copy=True))
         else:
-            self.grad.data += grad
+            self.grad._array += grad
 
     # ---------------------------------------------------------------- arithmetic
     def _operand(self, other):
         if isinstance(other, Tensor):
             return other
         if isinstance(other, numbers.Number):
-            return Tensor(xp.asarray(other, dtype=self.dtype))
-        return Tensor(backend.to_device(other))
+            return _wrap(xp.asarray(other, dtype=self.dtype))
+        return _wrap(backend.to_device(other))
 
     def __add__(self, other):
         other = self._operand(other)
         shape, other_shape = self.shape, other.shape
-        return _record(self.data + other.data, (self, other),
+        return _record(self._array + other._array, (self, other),
                        lambda g: (_unbroadcast(g, shape), _unbroadcast(g, other_shape)),
                        saves=False)
 
     def __sub__(self, other):
         other = self._operand(other)
         shape, other_shape = self.shape, other.shape
-        return _record(self.data - other.data, (self, other),
+        return _record(self._array - other._array, (self, other),
                        lambda g: (_unbroadcast(g, shape), -_unbroadcast(g, other_shape)),
                        saves=False)
 
     def __mul__(self, other):
         other = self._operand(other)
-        a, b = self.data, other.data
+        a, b = self._array, other._array
         return _record(a * b, (self, other),
                        lambda g: (_unbroadcast(g * b, a.shape), _unbroadcast(g * a, b.shape)))
 
     def __truediv__(self, other):
         other = self._operand(other)
-        a, b = self.data, other.data
+        a, b = self._array, other._array
         return _record(a / b, (self, other),
                        lambda g: (_unbroadcast(g / b, a.shape),
                                   _unbroadcast(-g * a / (b * b), b.shape)))
@@ -420,17 +536,17 @@ class Tensor:
         return self._operand(other) / self
 
     def __neg__(self):
-        return _record(-self.data, (self,), lambda g: (-g,), saves=False)
+        return _record(-self._array, (self,), lambda g: (-g,), saves=False)
 
     def __pow__(self, exponent):
         if not isinstance(exponent, numbers.Real):
             raise TypeError(f"exponent: expected a real number, got {type(exponent).__name__}")
-        a = self.data
+        a = self._array
         return _record(a ** exponent, (self,), lambda g: (g * exponent * a ** (exponent - 1),))
 
     def __matmul__(self, other):
         other = self._operand(other)
-        a, b = self.data, other.data
+        a, b = self._array, other._array
 
         def backward(g):
             # Promote 1-D operands as matmul does, so that one rule covers every rank.
@@ -460,7 +576,7 @@ class Tensor:
                 g = g.reshape(tuple(1 if i in axes else n for i, n in enumerate(shape)))
             return (xp.broadcast_to(g, shape),)
 
-        return _record(self.data.sum(axis=axes, keepdims=keep), (self,), backward, saves=False)
+        return _record(self._array.sum(axis=axes, keepdims=keep), (self,), backward, saves=False)
 
     def mean(self, dim=None, keepdim=False, axis=None, keepdims=None):
         axes = _axes(dim if axis is None else axis, self.ndim)
@@ -476,7 +592,7 @@ class Tensor:
                 g = g.reshape(tuple(1 if i in axes else n for i, n in enumerate(shape)))
             return (xp.broadcast_to(g / count, shape),)
 
-        return _record(self.data.sum(axis=axes, keepdims=keep) / count, (self,), backward,
+        return _record(self._array.sum(axis=axes, keepdims=keep) / count, (self,), backward,
                        saves=False)
 
     # ------------------------------------------------------------------- shapes
@@ -484,18 +600,18 @@ class Tensor:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         original = self.shape
-        return _record(self.data.reshape(shape), (self,), lambda g: (g.reshape(original),),
+        return _record(self._array.reshape(shape), (self,), lambda g: (g.reshape(original),),
                        saves=False)
 
     view = reshape
 
     def transpose(self, dim0, dim1):
-        return _record(xp.swapaxes(self.data, dim0, dim1), (self,),
+        return _record(xp.swapaxes(self._array, dim0, dim1), (self,),
                        lambda g: (xp.swapaxes(g, dim0, dim1),), saves=False)
 
     @property
     def T(self):
-        return _record(self.data.T, (self,), lambda g: (g.T,), saves=False)
+        return _record(self._array.T, (self,), lambda g: (g.T,), saves=False)
 
     def __getitem__(self, key):
         parts = key if isinstance(key, tuple) else (key,)
@@ -511,7 +627,7 @@ class Tensor:
             full[key] = g  # ints and slices never select an element twice
             return (full,)
 
-        return _record(self.data[key], (self,), backward, saves=False)
+        return _record(self._array[key], (self,), backward, saves=False)
 
 
 def _axes(dim, ndim):
@@ -535,8 +651,8 @@ def record_multi(datas, inputs, backward, saves=True):
     that got none), and returns one gradient (or None) per input."""
     if is_grad_enabled() and any(t.requires_grad for t in inputs):
         fn = Function(inputs, backward, len(datas), saves)
-        return [Tensor(d, requires_grad=True, _fn=fn, _output_nr=k) for k, d in enumerate(datas)]
-    return [Tensor(d) for d in datas]
+        return [_wrap(d, requires_grad=True, _fn=fn, _output_nr=k) for k, d in enumerate(datas)]
+    return [_wrap(d) for d in datas]
 
 
 _FREED = ("backward: trying to backward through the graph a second time (or through "

@@ -103,7 +103,7 @@ def gradcheck(loss_fn, leaves, eps=1e-6):
     loss_fn().backward()
     errors = {}
     for name, leaf in leaves.items():
-        data = leaf.data
+        data = leaf._array
         numeric = np.zeros(data.shape)
         with nr.no_grad():
             for index in np.ndindex(data.shape):
@@ -163,7 +163,7 @@ def directional_check(layer, x, states, upstream, lengths=None, seed=0):
 
     loss().backward()
     leaves = named_leaves(layer, x, states)
-    return directional_gradcheck(lambda: loss().item(), {n: t.data for n, t in leaves.items()},
+    return directional_gradcheck(lambda: loss().item(), {n: t._array for n, t in leaves.items()},
                                  {n: t.grad for n, t in leaves.items()},
                                  np.random.default_rng(seed))
 

@@ -95,7 +95,7 @@ def test_multi_output_function_waits_for_all_its_outputs():
 def test_backward_releases_the_saved_arrays():
     x = leaf([1.0, 2.0, 3.0])
     z = x * 3.0
-    saved = weakref.ref(z.data)
+    saved = weakref.ref(z._array)
     w = z * z                        # saves z's array for its backward
     del z
     gc.collect()
@@ -312,7 +312,7 @@ def test_the_graph_holds_no_intermediate_tensor():
     # closure saved it
     x = leaf([1.0, 2.0])
     y = x + 1.0
-    kept = weakref.ref(y.data)
+    kept = weakref.ref(y._array)
     z = (y + 2.0).sum()
     del y
     gc.collect()

@@ -113,7 +113,7 @@ def test_no_grad_detach_and_leaves():
         y = x * 2.0
     assert not y.requires_grad and y.is_leaf
     z = x.detach()
-    assert not z.requires_grad and z.data is x.data
+    assert not z.requires_grad and z._array is x._array
     w = x * 2.0
     assert w.requires_grad and not w.is_leaf
     with pytest.raises(RuntimeError):
@@ -129,7 +129,7 @@ def test_construction_dtypes_and_conversions():
     assert t.shape == (1, 2) and t.ndim == 2 and t.sum().item() == 4.0
     assert isinstance(t.numpy(), np.ndarray) and np.asarray(t).shape == (1, 2)
     copy = nr.tensor(t)
-    copy.data[0, 0] = 9.0
+    copy._array[0, 0] = 9.0
     assert t.numpy()[0, 0] == 1.5                          # nr.tensor copies
     with pytest.raises(TypeError, match="requires_grad"):
         nr.tensor([1, 2], requires_grad=True)

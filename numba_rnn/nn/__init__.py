@@ -1,10 +1,9 @@
 """Modules in the image of ``torch.nn``."""
-from . import functional, utils
-from .layers import (CrossEntropyLoss, Dropout, Embedding, Linear, MSELoss, ReLU, Sequential,
-                     Sigmoid, Tanh)
-from .module import Module, Parameter
+from . import functional, init, utils
+from .layers import *  # noqa: F401,F403  (layers.__all__ lists them)
+from .layers import __all__ as _layers
+from .module import Module, ModuleDict, ModuleList, Parameter
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 
-__all__ = ["Module", "Parameter", "LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell",
-           "Linear", "Embedding", "Dropout", "ReLU", "Tanh", "Sigmoid", "Sequential",
-           "MSELoss", "CrossEntropyLoss", "functional", "utils"]
+__all__ = ["Module", "Parameter", "ModuleList", "ModuleDict", "LSTM", "GRU", "RNN",
+           "LSTMCell", "GRUCell", "RNNCell", "functional", "init", "utils"] + list(_layers)

@@ -11,7 +11,7 @@ import numpy as np
 from .. import backend, random
 from ..backend import xp
 from ..kernels.layers import embedding_backward
-from ..tensor import Tensor, _record, _to_storage
+from ..tensor import Tensor, _record, _to_storage, _wrap
 from .checks import check_bool, check_choice, check_int, check_probability
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -22,7 +22,7 @@ def as_tensor(value, name, dtype=None):
     that dtype (a TypeError otherwise)."""
     if not isinstance(value, Tensor):
         try:
-            value = Tensor(_to_storage(value))
+            value = _wrap(_to_storage(value))
         except (TypeError, ValueError) as exc:
             raise TypeError(f"{name}: expected a Tensor or an array, got "
                             f"{type(value).__name__} ({exc})") from None
@@ -42,7 +42,7 @@ def _as_indices(value, name, upper, allowed=None):
     """Integer device indices in [0, upper) (or equal to ``allowed``), checked, as a
     contiguous int64 array (a strided view such as ``ids[:, c]`` is copied: kernels take
     contiguous arrays)."""
-    data = value.data if isinstance(value, Tensor) else _to_storage(value)
+    data = value._array if isinstance(value, Tensor) else _to_storage(value)
     if data.dtype.kind not in "iu":
         raise TypeError(f"{name}: expected integer indices, got dtype {data.dtype}")
     bad = (data < 0) | (data >= upper)
@@ -64,10 +64,10 @@ def linear(input, weight, bias=None):
         raise ValueError(f"input: expected shape (*, {weight.shape[1]}), got {x.shape}")
     if x.dtype != weight.dtype:
         raise TypeError(f"input: expected dtype {weight.dtype} (the weight's), got {x.dtype}")
-    rows, w = x.data.reshape(-1, weight.shape[1]), weight.data
+    rows, w = x._array.reshape(-1, weight.shape[1]), weight._array
     y = rows @ w.T
     if bias is not None:
-        y += bias.data
+        y += bias._array
     x_shape, has_bias = x.shape, bias is not None
 
     def backward(g):
@@ -83,7 +83,7 @@ def embedding(input, weight, padding_idx=None):
     """Rows of ``weight`` (V, E) at the integer indices ``input`` (*): shape (*, E). The
     row ``padding_idx`` receives no gradient."""
     indices = _as_indices(input, "input", weight.shape[0])
-    out = weight.data[indices]
+    out = weight._array[indices]
 
     def backward(g):
         flat = indices.reshape(-1)
@@ -104,7 +104,7 @@ def dropout(input, p=0.5, training=True):
     p = check_probability("p", p)
     if not check_bool("training", training) or p == 0.0:
         return x
-    return x * Tensor(random.dropout_mask(x.shape, p, x.dtype))
+    return x * _wrap(random.dropout_mask(x.shape, p, x.dtype))
 
 
 # -------------------------------------------------------------------- activations
@@ -112,7 +112,7 @@ def _pointwise(input, forward, derivative):
     """An elementwise op whose derivative is written in terms of its input x and
     output y: ``derivative(x, y)``."""
     x = _as_float_tensor(input, "input")
-    data = x.data
+    data = x._array
     y = forward(data)
     return _record(y, (x,), lambda g: (g * derivative(data, y),))
 
@@ -142,7 +142,7 @@ def log_softmax(input, dim=None):
     """log(softmax(x)) along ``dim``, computed stably as x - max - log Σ exp(x - max)."""
     x = _as_float_tensor(input, "input")
     dim = _class_dim(x, dim)
-    shifted = x.data - x.data.max(axis=dim, keepdims=True)
+    shifted = x._array - x._array.max(axis=dim, keepdims=True)
     y = shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
     return _record(y, (x,), lambda g: (g - xp.exp(y) * g.sum(axis=dim, keepdims=True),))
 
@@ -151,7 +151,7 @@ def softmax(input, dim=None):
     """exp(x - max) / Σ exp(x - max) along ``dim``."""
     x = _as_float_tensor(input, "input")
     dim = _class_dim(x, dim)
-    e = xp.exp(x.data - x.data.max(axis=dim, keepdims=True))
+    e = xp.exp(x._array - x._array.max(axis=dim, keepdims=True))
     y = e / e.sum(axis=dim, keepdims=True)
     return _record(y, (x,), lambda g: (y * (g - (g * y).sum(axis=dim, keepdims=True)),))
 
@@ -173,12 +173,12 @@ def nll_loss(input, target, ignore_index=-100, reduction="mean"):
     class_dim = 0 if logp.ndim == 1 else 1
     classes = logp.shape[class_dim]
     expected = logp.shape[:class_dim] + logp.shape[class_dim + 1:]
-    target_data = target.data if isinstance(target, Tensor) else _to_storage(target)
+    target_data = target._array if isinstance(target, Tensor) else _to_storage(target)
     if tuple(target_data.shape) != expected:
         raise ValueError(f"target: expected shape {expected} for input of shape {logp.shape}, "
                          f"got {tuple(target_data.shape)}")
     targets = _as_indices(target_data, "target", classes, allowed=ignore_index).reshape(-1)
-    rows = xp.moveaxis(logp.data, class_dim, -1).reshape(-1, classes)
+    rows = xp.moveaxis(logp._array, class_dim, -1).reshape(-1, classes)
     valid = targets != ignore_index
     picked = xp.where(valid, targets, 0)
     index = xp.arange(targets.shape[0])
@@ -200,7 +200,7 @@ def nll_loss(input, target, ignore_index=-100, reduction="mean"):
             weight = xp.broadcast_to(g / count, targets.shape)
         drows = xp.zeros(rows.shape, dtype=rows.dtype)
         drows[index, picked] = -weight * valid
-        moved = xp.moveaxis(logp.data, class_dim, -1).shape
+        moved = xp.moveaxis(logp._array, class_dim, -1).shape
         return (xp.moveaxis(drows.reshape(moved), -1, class_dim),)
 
     return _record(value.astype(logp.dtype, copy=False), (logp,), backward)

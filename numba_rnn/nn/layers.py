@@ -9,6 +9,9 @@ from . import functional as F
 from .checks import check_bool, check_choice, check_dtype, check_int, check_probability
 from .module import Module, Parameter
 
+__all__ = ["Linear", "Embedding", "Dropout", "ReLU", "Tanh", "Sigmoid", "Sequential",
+           "MSELoss", "CrossEntropyLoss"]
+
 
 class Linear(Module):
     """y = x·Wᵀ + b; weight (out_features, in_features), bias (out_features,), both

@@ -13,7 +13,7 @@ import numpy as np
 from .. import backend, random, recurrent
 from ..backend import xp
 from ..kernels import CELLS
-from ..tensor import Tensor, _to_storage, record_multi
+from ..tensor import Tensor, _to_storage, _wrap, record_multi
 from .checks import check_bool, check_choice, check_dtype, check_int, check_probability
 from .module import Module, Parameter
 
@@ -62,7 +62,7 @@ class _Recurrent(Module):
 
     def _layer_params(self, names):
         """recurrent.LayerParams for the parameters ``names`` (zero biases without bias)."""
-        values = {_kind(name): getattr(self, name).data for name in names}
+        values = {_kind(name): getattr(self, name)._array for name in names}
         if not self.bias:
             zeros = xp.zeros(values["weight_ih"].shape[0], dtype=self.dtype)
             values["bias_ih"] = values["bias_hh"] = zeros
@@ -74,7 +74,7 @@ class _Recurrent(Module):
         """``value`` (a Tensor or anything array-like) as a Tensor of the module's dtype."""
         if not isinstance(value, Tensor):
             try:
-                value = Tensor(_to_storage(value))
+                value = _wrap(_to_storage(value))
             except (TypeError, ValueError) as exc:
                 raise TypeError(
                     f"{name}: expected a Tensor or an array, got {type(value).__name__} ({exc})"
@@ -283,9 +283,9 @@ class RNNBase(_Recurrent):
             states0 = tuple(xp.zeros((layers_dirs, batch, shape[-1]), dtype=self.dtype)
                             for shape in shapes[: self._cell.num_states])
         else:
-            states0 = tuple(state_to(s.data) for s in states)
+            states0 = tuple(state_to(s._array) for s in states)
         dropout = self.dropout if self.training else 0.0
-        results = self._record(x, x_from_tm(x.data, inverse=True), states, states0,
+        results = self._record(x, x_from_tm(x._array, inverse=True), states, states0,
                                self._layer_names, lengths, dropout, x_from_tm, state_from,
                                state_to)
         return results[0], (results[1] if len(results) == 2 else tuple(results[1:]))
@@ -369,8 +369,8 @@ class RNNCellBase(_Recurrent):
             states0 = tuple(xp.zeros((1, batch, self.hidden_size), dtype=self.dtype)
                             for _ in range(self._cell.num_states))
         else:
-            states0 = tuple(state_to(s.data) for s in states)
-        results = self._record(x, x_from_tm(x.data, inverse=True), states, states0,
+            states0 = tuple(state_to(s._array) for s in states)
+        results = self._record(x, x_from_tm(x._array, inverse=True), states, states0,
                                [[self._names]], None, 0.0, x_from_tm, state_from, state_to)
         states_1 = results[1:]
         return states_1[0] if len(states_1) == 1 else tuple(states_1)

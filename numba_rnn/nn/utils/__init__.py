@@ -1,9 +1,9 @@
 """Gradient utilities, as ``torch.nn.utils``."""
 import math
 
-from ..backend import xp
-from ..tensor import Tensor
-from .checks import check_bool, check_real
+from ...backend import xp
+from ...tensor import Tensor, _wrap
+from ..checks import check_bool, check_real
 
 
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
@@ -13,14 +13,14 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     multiplied by min(1, max_norm / (total_norm + 1e-6))."""
     if isinstance(parameters, Tensor):
         parameters = [parameters]
-    grads = [p.grad.data for p in parameters if p.grad is not None]
+    grads = [p.grad._array for p in parameters if p.grad is not None]
     max_norm = check_real("max_norm", max_norm)
     norm_type = check_real("norm_type", norm_type)
     if norm_type <= 0:
         raise ValueError(f"norm_type: expected a positive number or inf, got {norm_type}")
     check_bool("error_if_nonfinite", error_if_nonfinite)
     if not grads:
-        return Tensor(xp.zeros((), dtype=xp.float32))
+        return _wrap(xp.zeros((), dtype=xp.float32))
     dtype = grads[0].dtype
     if math.isinf(norm_type):
         norms = xp.stack([xp.abs(g).max() for g in grads]).astype(dtype)
@@ -34,4 +34,4 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     coefficient = xp.minimum(max_norm / (total + 1e-6), 1.0).astype(dtype)
     for g in grads:
         g *= coefficient
-    return Tensor(total)
+    return _wrap(total)

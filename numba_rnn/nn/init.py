@@ -1,0 +1,1 @@
+"""``torch.nn.init`` in numba_rnn: in-place initialisers of parameters."""

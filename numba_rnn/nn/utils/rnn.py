@@ -1,0 +1,1 @@
+"""``torch.nn.utils.rnn`` in numba_rnn: packed sequences."""

@@ -1,0 +1,2 @@
+"""``torch.utils`` in numba_rnn."""
+from . import data

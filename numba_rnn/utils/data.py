@@ -1,0 +1,1 @@
+"""``torch.utils.data`` in numba_rnn: datasets and loaders."""
