@@ -18,8 +18,8 @@ GRADCHECK_MAX_RELATIVE_ERROR = 1e-6
 
 def to_numpy(a):
     """A host NumPy array from a Tensor, a device array or a CPU torch tensor."""
-    if hasattr(a, "data") and backend.is_device_array(getattr(a, "data")):
-        a = a._array
+    if hasattr(a, "_array") and backend.is_device_array(getattr(a, "_array")):
+        a = a._array  # a numba_rnn Tensor
     if hasattr(a, "detach") and hasattr(a, "cpu"):
         a = a.detach().cpu().numpy()
     return np.asarray(backend.to_host(a))
