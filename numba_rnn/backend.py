@@ -137,6 +137,17 @@ def to_host(a):
     return np.asarray(a)
 
 
+def scatter_add(target, key, values):
+    """``target[key] += values``, adding once per occurrence where ``key`` picks an
+    element more than once (NumPy's ``add.at``; ``cupyx.scatter_add`` on a GPU)."""
+    if _ON_GPU:
+        import cupyx
+
+        cupyx.scatter_add(target, key, values)
+    else:
+        np.add.at(target, key, values)
+
+
 def device_description():
     """A short human-readable description of where the kernels run."""
     if not _ON_GPU:

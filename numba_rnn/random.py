@@ -36,3 +36,18 @@ def dropout_mask(shape, p, dtype, draw=None):
         return xp.zeros(shape, dtype=dtype)
     keep = (draw or rand)(shape) >= p
     return backend.to_device(keep.astype(dtype) / dtype.type(1.0 - p))
+
+
+def integers(low, high, shape):
+    """A host int64 array of integers in [low, high)."""
+    return _generator.integers(low, high, size=shape, dtype=np.int64)
+
+
+def permutation(n):
+    """A host int64 array: a random permutation of range(n)."""
+    return _generator.permutation(n).astype(np.int64)
+
+
+def choice(n, size, replace, p):
+    """A host int64 array of ``size`` draws from range(n) with probabilities ``p``."""
+    return _generator.choice(n, size=size, replace=replace, p=p).astype(np.int64)
