@@ -1428,6 +1428,9 @@ class Tensor:
         if recording:
             fn = Function((self,) + tuple(others), backward, 1, True)
             fn.dtypes = (new.dtype,)
+            # the old values live on in the new node (self gets a new array), so later
+            # writes to self cannot make them stale
+            fn.versions = tuple(v for v in fn.versions if v[0] is not self)
             self._array, self._fn, self._output_nr = new, fn, 0
             self.requires_grad = True
         elif self._fn is None:
@@ -1515,6 +1518,27 @@ class Tensor:
         fill = self._operand(value)
         return self._in_place(lambda x: xp.where(mask, fill._array.astype(x.dtype), x),
                               (), lambda g: (xp.where(mask, 0, g),))
+
+    def _become(self, result):
+        """Shape changes in place (unsqueeze_, ...): self takes ``result``'s view; a leaf
+        stays a leaf."""
+        if self._fn is None:
+            self._array = result._array
+        else:
+            self._array, self._fn, self._output_nr = result._array, result._fn, result._output_nr
+        return self
+
+    def unsqueeze_(self, dim):
+        return self._become(self.unsqueeze(dim))
+
+    def squeeze_(self, dim=None):
+        return self._become(self.squeeze(dim))
+
+    def t_(self):
+        return self._become(self.t())
+
+    def transpose_(self, dim0, dim1):
+        return self._become(self.transpose(dim0, dim1))
 
     def detach_(self):
         self._fn, self._output_nr, self.requires_grad = None, 0, False
