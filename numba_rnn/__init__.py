@@ -5,7 +5,7 @@ import numbers as _numbers
 
 import numpy as _np
 
-from . import autograd, cuda, nn, optim, utils
+from . import autograd, cuda, nn, optim, serialization, utils
 from .backend import backend_name
 from .checkpoint import load, save
 from .functions import *  # noqa: F401,F403  (creation, joining, function forms)
@@ -54,7 +54,7 @@ ByteTensor = _legacy("ByteTensor", uint8)
 
 __all__ = ["Tensor", "tensor", "Size", "device", "no_grad", "enable_grad",
            "set_grad_enabled", "is_grad_enabled", "backend_name", "manual_seed", "nn",
-           "optim", "utils", "autograd", "cuda", "save", "load", "LSTM", "GRU", "RNN",
+           "optim", "utils", "autograd", "cuda", "serialization", "save", "load", "LSTM", "GRU", "RNN",
            "LSTMCell", "GRUCell", "RNNCell", "float32", "float", "float64", "double",
            "float16", "half", "int64", "long", "int32", "int", "int16", "short", "int8",
            "uint8", "bool", "dtype", "FloatTensor", "DoubleTensor", "LongTensor",

@@ -16,6 +16,8 @@ from ..kernels import CELLS
 from ..tensor import Tensor, _to_storage, _wrap, record_multi
 from .checks import check_bool, check_choice, check_dtype, check_int, check_probability
 from .module import Module, Parameter
+from .utils import rnn as _packing
+from .utils.rnn import PackedSequence
 
 _STATE_NAMES = ("h_0", "c_0")
 
@@ -42,6 +44,17 @@ class _Recurrent(Module):
         self.hidden_size = check_int("hidden_size", hidden_size, 1)
         self.bias = check_bool("bias", bias)
         self.dtype = check_dtype(dtype)
+
+    def __getstate__(self):
+        # the cell's kernels are code, not state: rebuilt from ``mode`` (nr.save of a
+        # whole module, pickle, copy.deepcopy)
+        state = dict(self.__dict__)
+        state.pop("_cell", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.__dict__["_cell"] = CELLS[self.__dict__["mode"]]
 
     def _make_parameters(self, suffix, layer_input, state_size, proj_size):
         """Registers one layer-direction's parameters, in PyTorch's order and
@@ -204,11 +217,11 @@ class RNNBase(_Recurrent):
             text += f", dtype={self.dtype}"
         return text
 
-    def _check_input(self, input):
+    def _check_input(self, input, batch_first):
         """Returns (input tensor, batched?, T, B)."""
         x = self._as_checked_tensor("input", input)
         if x.ndim not in (2, 3):
-            layout = "(B, T, I)" if self.batch_first else "(T, B, I)"
+            layout = "(B, T, I)" if batch_first else "(T, B, I)"
             raise ValueError(
                 f"input: expected a 3-D {layout} or 2-D (T, I) tensor, got shape {x.shape}"
             )
@@ -220,7 +233,7 @@ class RNNBase(_Recurrent):
         batched = x.ndim == 3
         if not batched:
             steps, batch = x.shape[0], 1
-        elif self.batch_first:
+        elif batch_first:
             batch, steps = x.shape[:2]
         else:
             steps, batch = x.shape[:2]
@@ -255,7 +268,31 @@ class RNNBase(_Recurrent):
         return values.astype(np.int64)
 
     def forward(self, input, hx=None, lengths=None):
-        x, batched, steps, batch = self._check_input(input)
+        """``output, h_n`` (LSTM: ``output, (h_n, c_n)``). ``input`` may be a
+        PackedSequence; the output is then one too, packed as the input (``batch_first``
+        does not apply to it), and the states are in the input's original batch order."""
+        if isinstance(input, PackedSequence):
+            return self._forward_packed(input, hx, lengths)
+        return self._forward(input, hx, lengths, self.batch_first)
+
+    def _forward_packed(self, packed, hx, lengths):
+        """Unpack (recorded), run the padded batch with its lengths, pack the output as
+        the input was packed (recorded): one time loop for both."""
+        if lengths is not None:
+            raise ValueError("lengths: a PackedSequence carries its own lengths; pass "
+                             "lengths=None with it")
+        data = self._as_checked_tensor("input", packed.data)
+        if data.ndim != 2 or data.shape[1] != self.input_size:
+            raise ValueError(
+                f"input: expected PackedSequence data of shape (N, {self.input_size}) "
+                f"(input_size {self.input_size}), got shape {data.shape}"
+            )
+        padded, lengths = _packing.pad_packed_sequence(packed._replace(data=data))
+        output, states = self._forward(padded, hx, lengths, False)
+        return _packing._pack_like(output, packed), states
+
+    def _forward(self, input, hx, lengths, batch_first):
+        x, batched, steps, batch = self._check_input(input, batch_first)
         layers_dirs = self.num_layers * self._num_dirs
         if batched:
             shapes = [(layers_dirs, batch, self._out_size), (layers_dirs, batch, self.hidden_size)]
@@ -271,7 +308,7 @@ class RNNBase(_Recurrent):
             """Time-major (T,B,N) to the user's layout, or back with inverse=True."""
             if not batched:
                 return a[:, None, :] if inverse else a[:, 0, :]
-            return xp.ascontiguousarray(xp.swapaxes(a, 0, 1)) if self.batch_first else a
+            return xp.ascontiguousarray(xp.swapaxes(a, 0, 1)) if batch_first else a
 
         def state_from(a):
             return a if batched else a[:, 0, :]

@@ -4,6 +4,7 @@ import math
 from ...backend import xp
 from ...tensor import Tensor, _wrap
 from ..checks import check_bool, check_real
+from . import rnn  # noqa: F401  (nn.utils.rnn, as torch.nn.utils.rnn)
 
 
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
