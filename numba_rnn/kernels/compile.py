@@ -92,11 +92,14 @@ def exercise():
             cell = cell_class(3, 4, dtype=dtype, **extra)
             result = cell(rng.standard_normal((2, 3)).astype(dtype))
             (result[0] if isinstance(result, tuple) else result).sum().backward()
-        params = [nr.nn.Parameter(rng.standard_normal(5).astype(dtype)) for _ in range(6)]
+        params = [nr.nn.Parameter(rng.standard_normal(5).astype(dtype)) for _ in range(10)]
         optimizers = [nr.optim.SGD(params[:1], lr=0.1),
                       nr.optim.SGD(params[1:2], lr=0.1, momentum=0.9, nesterov=True),
                       nr.optim.Adam(params[2:3]), nr.optim.Adam(params[3:4], amsgrad=True),
-                      nr.optim.AdamW(params[4:5]), nr.optim.AdamW(params[5:], amsgrad=True)]
+                      nr.optim.AdamW(params[4:5]), nr.optim.AdamW(params[5:6], amsgrad=True),
+                      nr.optim.RMSprop(params[6:7]),
+                      nr.optim.RMSprop(params[7:8], momentum=0.9, centered=True),
+                      nr.optim.Adagrad(params[8:9]), nr.optim.Adadelta(params[9:])]
         for p in params:
             p.grad = nr.tensor(rng.standard_normal(5).astype(dtype))
         for optimizer in optimizers:

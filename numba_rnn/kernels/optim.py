@@ -11,6 +11,18 @@ Adam / AdamW, with g = ±grad:
     v = v·β2 + (1 - β2)·g²;   v̂ = max(v̂, v) with amsgrad
     p = p - step_size · m / (sqrt(v or v̂) / sqrt(1 - β2^t) + eps),  step_size = lr / (1 - β1^t)
 
+RMSprop, with g = ±grad + weight_decay·p:
+    v = α·v + (1 - α)·g²;   centered: ḡ = ḡ + (1 - α)·(g - ḡ),  avg = sqrt(v - ḡ²) + eps,
+    else avg = sqrt(v) + eps
+    momentum > 0: buf = momentum·buf + g / avg,  p = p - lr·buf;  else p = p - lr·(g / avg)
+
+Adagrad, with g = ±grad + weight_decay·p:
+    sum = sum + g²;   p = p - clr·(g / (sqrt(sum) + eps)),  clr = lr / (1 + (t - 1)·lr_decay)
+
+Adadelta, with g = ±grad + weight_decay·p:
+    v = ρ·v + (1 - ρ)·g²;   δ = sqrt(u + eps) / sqrt(v + eps) · g
+    u = ρ·u + (1 - ρ)·δ²;   p = p - lr·δ
+
 Hyper-parameters arrive as scalars of the parameter's dtype, so float32 stays float32.
 Arrays that a variant does not use are 1-element placeholders (arguments never alias).
 """
@@ -90,3 +102,89 @@ def adam_kernel(dtype):
         param[i] = p - step_size * (m / denom)
 
     return adam_step
+
+
+@registry.factory(_float_dtypes)
+def rmsprop_kernel(dtype):
+    zero = dtype.type(0)
+
+    @cuda.jit
+    def rmsprop_step(param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha,
+                     one_minus_alpha, eps, weight_decay, momentum, centered, maximize):
+        # param, grad, square_avg (N,); grad_avg (N,) when centered; momentum_buffer (N,)
+        # when momentum > 0
+        i = cuda.grid(1)
+        if i >= param.shape[0]:
+            return
+        g = grad[i]
+        if maximize:
+            g = -g
+        p = param[i]
+        if weight_decay != zero:
+            g = g + weight_decay * p
+        v = square_avg[i] * alpha + one_minus_alpha * g * g
+        square_avg[i] = v
+        if centered:
+            m = grad_avg[i]
+            m = m + one_minus_alpha * (g - m)
+            grad_avg[i] = m
+            avg = math.sqrt(v - m * m) + eps
+        else:
+            avg = math.sqrt(v) + eps
+        if momentum > zero:
+            buf = momentum * momentum_buffer[i] + g / avg
+            momentum_buffer[i] = buf
+            param[i] = p - lr * buf
+        else:
+            param[i] = p - lr * (g / avg)
+
+    return rmsprop_step
+
+
+@registry.factory(_float_dtypes)
+def adagrad_kernel(dtype):
+    zero = dtype.type(0)
+
+    @cuda.jit
+    def adagrad_step(param, grad, state_sum, clr, eps, weight_decay, maximize):
+        # param, grad, state_sum (N,); clr = lr / (1 + (step - 1)·lr_decay)
+        i = cuda.grid(1)
+        if i >= param.shape[0]:
+            return
+        g = grad[i]
+        if maximize:
+            g = -g
+        p = param[i]
+        if weight_decay != zero:
+            g = g + weight_decay * p
+        s = state_sum[i] + g * g
+        state_sum[i] = s
+        param[i] = p - clr * (g / (math.sqrt(s) + eps))
+
+    return adagrad_step
+
+
+@registry.factory(_float_dtypes)
+def adadelta_kernel(dtype):
+    zero = dtype.type(0)
+
+    @cuda.jit
+    def adadelta_step(param, grad, square_avg, acc_delta, lr, rho, one_minus_rho, eps,
+                      weight_decay, maximize):
+        # param, grad, square_avg, acc_delta (N,)
+        i = cuda.grid(1)
+        if i >= param.shape[0]:
+            return
+        g = grad[i]
+        if maximize:
+            g = -g
+        p = param[i]
+        if weight_decay != zero:
+            g = g + weight_decay * p
+        v = square_avg[i] * rho + one_minus_rho * g * g
+        square_avg[i] = v
+        delta = math.sqrt(acc_delta[i] + eps) / math.sqrt(v + eps) * g
+        acc_delta[i] = acc_delta[i] * rho + one_minus_rho * delta * delta
+        param[i] = p - lr * delta
+
+    return adadelta_step
