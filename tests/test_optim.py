@@ -22,20 +22,31 @@ CONFIGS = [
     ("Adam", dict(lr=0.01, maximize=True)),
     ("AdamW", dict(lr=0.01)),
     ("AdamW", dict(lr=0.01, weight_decay=0.1, amsgrad=True)),
+    ("RMSprop", dict()),
+    ("RMSprop", dict(lr=0.01, alpha=0.9, eps=1e-6, weight_decay=0.1)),
+    ("RMSprop", dict(lr=0.01, momentum=0.9)),
+    ("RMSprop", dict(lr=0.01, centered=True)),
+    ("RMSprop", dict(lr=0.01, centered=True, momentum=0.5, weight_decay=0.01, maximize=True)),
+    ("Adagrad", dict(lr=0.1)),
+    ("Adagrad", dict(lr=0.1, lr_decay=0.1, weight_decay=0.1, initial_accumulator_value=0.5)),
+    ("Adagrad", dict(lr=0.1, eps=1e-3, maximize=True)),
+    ("Adadelta", dict()),
+    ("Adadelta", dict(lr=0.5, rho=0.8, eps=1e-4, weight_decay=0.1)),
+    ("Adadelta", dict(maximize=True)),
 ]
 STEPS = 5
 
 
-def make_params(rng, dtype):
-    return [rng.standard_normal(shape).astype(dtype) for shape in SHAPES]
+def make_params(rng, dtype, shapes=SHAPES):
+    return [rng.standard_normal(shape).astype(dtype) for shape in shapes]
 
 
-def gradients(rng, dtype, steps=STEPS):
+def gradients(rng, dtype, steps=STEPS, shapes=SHAPES):
     """Per step, one gradient per parameter; the second parameter has none at step 1,
     which both libraries skip."""
     result = []
     for step in range(steps):
-        grads = [rng.standard_normal(shape).astype(dtype) for shape in SHAPES]
+        grads = [rng.standard_normal(shape).astype(dtype) for shape in shapes]
         if step == 1:
             grads[1] = None
         result.append(grads)
@@ -68,12 +79,16 @@ def test_steps_equal_torch_optim(config, dtype, rng):
         theirs_opt.step()
         for k, (p, q) in enumerate(zip(ours, theirs)):
             assert_close(p, q.detach(), dtype, f"step {step} parameter {k}")
-    for k, (p, q) in enumerate(zip(ours, theirs)):
-        ours_state, theirs_state = ours_opt.state[p], theirs_opt.state[q]
-        assert set(ours_state) == set(theirs_state), (ours_state.keys(), theirs_state.keys())
-        for key, value in theirs_state.items():
-            if value is not None:
-                assert_close(np.asarray(ours_state[key]), value, dtype, f"state {k} {key}")
+            if theirs_opt.state[q]:
+                assert_state_equal(ours_opt.state[p], theirs_opt.state[q], dtype,
+                                   f"step {step} state {k}")
+
+
+def assert_state_equal(ours_state, theirs_state, dtype, where):
+    assert set(ours_state) == set(theirs_state), (where, ours_state.keys(), theirs_state.keys())
+    for key, value in theirs_state.items():
+        if value is not None:
+            assert_close(np.asarray(ours_state[key]), value, dtype, f"{where} {key}")
 
 
 def test_param_groups_use_their_own_hyperparameters(rng):

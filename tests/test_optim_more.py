@@ -14,74 +14,10 @@ from numba_rnn.testing import assert_close
 from oracles import import_torch
 from test_bad_input import assert_refused
 
-SHAPES = [(2, 3), (4,)]
-STEPS = 5
-CONFIGS = [
-    ("RMSprop", dict()),
-    ("RMSprop", dict(lr=0.01, alpha=0.9, eps=1e-6, weight_decay=0.1)),
-    ("RMSprop", dict(lr=0.01, momentum=0.9)),
-    ("RMSprop", dict(lr=0.01, centered=True)),
-    ("RMSprop", dict(lr=0.01, centered=True, momentum=0.5, weight_decay=0.01, maximize=True)),
-    ("Adagrad", dict(lr=0.1)),
-    ("Adagrad", dict(lr=0.1, lr_decay=0.1, weight_decay=0.1, initial_accumulator_value=0.5)),
-    ("Adagrad", dict(lr=0.1, eps=1e-3, maximize=True)),
-    ("Adadelta", dict()),
-    ("Adadelta", dict(lr=0.5, rho=0.8, eps=1e-4, weight_decay=0.1)),
-    ("Adadelta", dict(maximize=True)),
-]
-
-
-def make_params(rng, dtype, shapes=SHAPES):
-    return [rng.standard_normal(shape).astype(dtype) for shape in shapes]
-
-
-def gradients(rng, dtype, steps=STEPS, shapes=SHAPES):
-    """Per step, one gradient per parameter; the second has none at step 1 (skipped)."""
-    result = []
-    for step in range(steps):
-        grads = [rng.standard_normal(shape).astype(dtype) for shape in shapes]
-        if step == 1:
-            grads[1] = None
-        result.append(grads)
-    return result
-
-
-def set_grads(params, grads, wrap):
-    for p, g in zip(params, grads):
-        p.grad = None if g is None else wrap(g.copy())
-
-
-def id_of(config):
-    return f"{config[0]}-" + "-".join(f"{k}={v}" for k, v in config[1].items())
-
-
-def assert_state_equal(ours_state, theirs_state, dtype, where):
-    assert set(ours_state) == set(theirs_state), (where, ours_state.keys(), theirs_state.keys())
-    for key, value in theirs_state.items():
-        assert_close(np.asarray(ours_state[key]), value, dtype, f"{where} {key}")
-
-
-# ------------------------------------------------------------- per-parameter rules
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("config", CONFIGS, ids=[id_of(c) for c in CONFIGS])
-def test_steps_equal_torch_optim(config, dtype, rng):
-    torch = import_torch()
-    name, options = config
-    start = make_params(rng, dtype)
-    ours = [nr.tensor(a, requires_grad=True) for a in start]
-    theirs = [torch.tensor(a, requires_grad=True) for a in start]
-    ours_opt = getattr(nr.optim, name)(ours, **options)
-    theirs_opt = getattr(torch.optim, name)(theirs, foreach=False, **options)
-    for step, grads in enumerate(gradients(rng, dtype)):
-        set_grads(ours, grads, nr.tensor)
-        set_grads(theirs, grads, torch.from_numpy)
-        ours_opt.step()
-        theirs_opt.step()
-        for k, (p, q) in enumerate(zip(ours, theirs)):
-            assert_close(p, q.detach(), dtype, f"step {step} parameter {k}")
-            if theirs_opt.state[q]:
-                assert_state_equal(ours_opt.state[p], theirs_opt.state[q], dtype,
-                                   f"step {step} state {k}")
+# The per-step comparison of RMSprop, Adagrad and Adadelta with torch.optim is
+# test_optim.py's (their configurations are in its CONFIGS); the helpers are shared.
+from test_optim import (STEPS, assert_state_equal, gradients, id_of, make_params,  # noqa: E402
+                        set_grads)
 
 
 def test_param_groups_use_their_own_hyperparameters(rng):
