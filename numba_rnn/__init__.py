@@ -10,7 +10,8 @@ from .backend import backend_name
 from .checkpoint import load, save
 from .functions import *  # noqa: F401,F403  (creation, joining, function forms)
 from .functions import __all__ as _functions
-from .nn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from .nn import (GRU, LSTM, RNN, GRUCell, LayerNormGRU, LayerNormGRUCell, LayerNormLSTM,
+                 LayerNormLSTMCell, LSTMCell, RNNCell)
 from .random import manual_seed
 from .tensor import (Size, Tensor, device_type as device, enable_grad, is_grad_enabled,
                      no_grad, set_grad_enabled, tensor)
@@ -55,7 +56,8 @@ ByteTensor = _legacy("ByteTensor", uint8)
 __all__ = ["Tensor", "tensor", "Size", "device", "no_grad", "enable_grad",
            "set_grad_enabled", "is_grad_enabled", "backend_name", "manual_seed", "nn",
            "optim", "utils", "autograd", "cuda", "serialization", "save", "load", "LSTM", "GRU", "RNN",
-           "LSTMCell", "GRUCell", "RNNCell", "float32", "float", "float64", "double",
+           "LSTMCell", "GRUCell", "RNNCell", "LayerNormLSTM", "LayerNormGRU", "LayerNormLSTMCell",
+           "LayerNormGRUCell", "float32", "float", "float64", "double",
            "float16", "half", "int64", "long", "int32", "int", "int16", "short", "int8",
            "uint8", "bool", "dtype", "FloatTensor", "DoubleTensor", "LongTensor",
            "IntTensor", "BoolTensor", "ByteTensor"] + list(_functions)

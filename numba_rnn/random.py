@@ -29,6 +29,17 @@ def rand(shape):
     return _generator.random(shape)
 
 
+def device_uniform(shape, dtype):
+    """A device array of U[0, 1) samples of ``dtype``, drawn on the device (cuRAND on a
+    GPU) by a generator seeded from the package's, so that ``manual_seed`` reproduces
+    it (zoneout and DropConnect masks)."""
+    seed = int(_generator.integers(0, 2**63 - 1))
+    dtype = np.dtype(dtype)
+    if backend.backend_name() == "cuda":
+        return xp.random.RandomState(seed).random_sample(shape, dtype=dtype)
+    return np.random.default_rng(seed).random(shape, dtype=dtype)
+
+
 def dropout_mask(shape, p, dtype, draw=None):
     """A device mask of zeros with probability p, else 1/(1-p) (all zeros when p is 1);
     ``draw(shape)`` gives the U[0, 1) samples (default: ``rand``)."""

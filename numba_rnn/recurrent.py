@@ -31,15 +31,22 @@ import numpy as np
 
 from . import backend
 from .backend import kernel_views, launch, launch_grid, xp
+from .kernels.norm import ROW_THREADS, norm_kernels, row_kernels
 from .kernels.steps import BLOCK_THREADS, LANES, TILE, layout, step_kernels
 from .random import dropout_mask
 
-# One layer and direction's parameters; w_hr is None without a projection.
-LayerParams = namedtuple("LayerParams", ["w_ih", "w_hh", "b_ih", "b_hh", "w_hr"],
-                         defaults=[None])
+# One layer and direction's parameters; w_hr is None without a projection; the gains
+# and shift of the layer norms (gamma_ih, gamma_hh (G*H,), gamma_c, beta_c (H,)) are
+# those of a layer-normalized cell (kernels/norm.py), None otherwise.
+LayerParams = namedtuple("LayerParams", ["w_ih", "w_hh", "b_ih", "b_hh", "w_hr", "gamma_ih",
+                                         "gamma_hh", "gamma_c", "beta_c"],
+                         defaults=[None] * 5)
 
-# What one layer and direction's forward keeps for its backward.
-LayerCache = namedtuple("LayerCache", ["x", "state_seqs", "m_seq", "saved", "path"])
+# What one layer and direction's forward keeps for its backward: zo the zoneout weights
+# (T,B,S*H) or None; norm a NormCache for a layer-normalized cell.
+LayerCache = namedtuple("LayerCache", ["x", "state_seqs", "m_seq", "saved", "path", "zo",
+                                       "norm"], defaults=[None, None])
+NormCache = namedtuple("NormCache", ["xhat_ih", "rstd_ih", "ghat", "rstd"])
 
 
 class Batching:
@@ -246,16 +253,19 @@ def fused_plan(cell, hidden, dtype, batch=1):
     return _plan(cell, hidden, dtype, batch, ("fused_forward", "fused_backward"), False)
 
 
-def choose_path(cell, batch, hidden, dtype, projection, on_gpu=None, validated=None):
+def choose_path(cell, batch, hidden, dtype, projection, on_gpu=None, validated=None,
+                zoneout=False):
     """The path a layer-direction runs: the forced one (checked), or the automatic
-    choice by problem size and what fits on chip."""
+    choice by problem size and what fits on chip. A projection, zoneout and the
+    layer-normalized cells (their own row kernels, GEMMs between) run on "plain" only."""
     on_gpu = backend.backend_name() == "cuda" if on_gpu is None else on_gpu
     validated = FUSED_VALIDATED_ON_GPU if validated is None else validated
     forced = forced_path()
+    only_plain = ("an LSTM with proj_size" if projection else "zoneout" if zoneout
+                  else f"a {cell.name} cell" if cell.norm is not None else None)
     if forced is not None:
-        if forced != "plain" and projection:
-            raise ValueError(f"path: {forced!r} cannot run an LSTM with proj_size; "
-                             "only 'plain' can")
+        if forced != "plain" and only_plain:
+            raise ValueError(f"path: {forced!r} cannot run {only_plain}; only 'plain' can")
         if forced == "persistent" and persistent_plan(cell, hidden, dtype, batch) is None:
             raise ValueError(f"path: 'persistent' needs W_hh ({cell.num_gates}·{hidden}² "
                              f"values of {np.dtype(dtype)}) to fit in the shared memory of "
@@ -265,7 +275,7 @@ def choose_path(cell, batch, hidden, dtype, projection, on_gpu=None, validated=N
                              f"{cell.num_gates}·{hidden} values of {np.dtype(dtype)} to "
                              "fit in a block's shared memory")
         return forced
-    if projection or not on_gpu or not validated:
+    if only_plain or not on_gpu or not validated:
         return "plain"
     if batch <= PERSISTENT_MAX_BATCH and persistent_plan(cell, hidden, dtype, batch) is not None:
         return "persistent"
@@ -283,20 +293,35 @@ def _persistent(kernels, direction):
 
 
 # ------------------------------------------------------------- one layer-direction
-def layer_forward(cell, x, states0, params, batching):
+def layer_forward(cell, x, states0, params, batching, zo=None):
     """Run one layer in one direction over a sorted batch.
 
     x (T,B,I); states0: ``cell.num_states`` arrays (B,H) (h is (B,P) with a projection);
     params: LayerParams with w_ih (G*H,I), w_hh (G*H,P), b_ih and b_hh (G*H,), w_hr (P,H)
-    or None. Returns (output (T,B,P), final states, LayerCache).
+    or None (and the layer norms' gains for a layer-normalized cell); zo: None or the
+    zoneout weights of the previous states (T,B,S*H), by step and sorted row.
+    Returns (output (T,B,P), final states, LayerCache).
     """
     steps, batch, _ = x.shape
     hidden = params.w_hh.shape[0] // cell.num_gates
-    kernels = step_kernels(cell, x.dtype)
-    path = choose_path(cell, batch, hidden, x.dtype, params.w_hr is not None)
+    path = choose_path(cell, batch, hidden, x.dtype, params.w_hr is not None,
+                       zoneout=zo is not None)
+    zoned = int(zo is not None)
+    kernel_zo = zo if zoned else backend.placeholder(3, x.dtype)
 
     gx = _rows(x) @ params.w_ih.T
-    gx += params.b_ih
+    norm_cache = None
+    if cell.norm is not None:  # gx = LN(x·W_ihᵀ; γ_ih) + b_ih, every step at once
+        xhat_ih, gx_raw = xp.empty_like(gx), gx
+        gx, rstd_ih = xp.empty_like(gx), xp.empty(gx.shape[0], dtype=x.dtype)
+        launch_grid(row_kernels(x.dtype).forward, gx.shape[0], ROW_THREADS, 0, gx_raw,
+                    params.gamma_ih, params.b_ih, gx, xhat_ih, rstd_ih)
+        width = gx.shape[1]
+        norm_cache = NormCache(xhat_ih, rstd_ih,
+                               xp.zeros((steps, batch, width), dtype=x.dtype),
+                               xp.zeros((steps, batch, 2), dtype=x.dtype))
+    else:
+        gx += params.b_ih
     gx = gx.reshape(steps, batch, -1)
     state_seqs = []
     for state0 in states0:
@@ -311,19 +336,33 @@ def layer_forward(cell, x, states0, params, batching):
         m_seq = kernel_h = xp.zeros((steps + 1, batch, hidden), dtype=x.dtype)
     # stand-ins for what a cell does not use (c_seq; dc_carry and dgh in backward)
     c_seq = state_seqs[1] if cell.num_states > 1 else backend.placeholder(3, x.dtype)
-    saved = xp.empty((steps, batch, cell.saved_width * hidden), dtype=x.dtype)
+    # (zeros for a layer-normalized cell: its gains' gradients sum over every row)
+    saved = (xp.empty if cell.norm is None else xp.zeros)(
+        (steps, batch, cell.saved_width * hidden), dtype=x.dtype)
     # Everything the loop touches exists before it starts: no allocation per step, and
     # the kernels' device views are made once (backend.kernel_views).
-    if path == "plain":
+    if cell.norm is not None:
         gh = xp.empty((batch, cell.num_gates * hidden), dtype=x.dtype)
         w_hh_t = params.w_hh.T
-        views = kernel_views(gx, gh, params.b_hh, kernel_h, c_seq, saved)
+        gamma_c, beta_c = _state_norm_params(cell, params, x.dtype)
+        views = kernel_views(gx, gh, params.gamma_hh, params.b_hh, gamma_c, beta_c, h_seq,
+                             c_seq, saved, norm_cache.ghat, norm_cache.rstd, kernel_zo)
+        forward = norm_kernels(cell, x.dtype).forward
         for t, active in enumerate(batching.batch_sizes):
             xp.matmul(h_seq[t, :active], w_hh_t, out=gh[:active])
-            launch(kernels.forward, active * hidden, t, active, *views)
+            launch_grid(forward, active, ROW_THREADS, 0, t, *views, zoned)
+    elif path == "plain":
+        kernels = step_kernels(cell, x.dtype)
+        gh = xp.empty((batch, cell.num_gates * hidden), dtype=x.dtype)
+        w_hh_t = params.w_hh.T
+        views = kernel_views(gx, gh, params.b_hh, kernel_h, c_seq, saved, kernel_zo)
+        for t, active in enumerate(batching.batch_sizes):
+            xp.matmul(h_seq[t, :active], w_hh_t, out=gh[:active])
+            launch(kernels.forward, active * hidden, t, active, *views, zoned)
             if m_seq is not None:
                 xp.matmul(m_seq[t + 1, :active], params.w_hr.T, out=h_seq[t + 1, :active])
     elif path == "fused":
+        kernels = step_kernels(cell, x.dtype)
         plan = fused_plan(cell, hidden, x.dtype, batch)
         views = kernel_views(gx, params.w_hh, params.b_hh, h_seq, c_seq, saved)
         for t, active in enumerate(batching.batch_sizes):
@@ -331,13 +370,21 @@ def layer_forward(cell, x, states0, params, batching):
                         t, active, *views, plan.units, plan.staged)
     else:
         plan = persistent_plan(cell, hidden, x.dtype, batch)
-        kernel, arrived = _persistent(kernels, "forward")
+        kernel, arrived = _persistent(step_kernels(cell, x.dtype), "forward")
         launch_grid(kernel, plan.blocks, plan.threads, plan.forward_shared,
                     batching.device_batch_sizes(), gx, params.w_hh, params.b_hh, h_seq,
                     c_seq, saved, plan.units, plan.staged, arrived)
 
     finals = tuple(batching.finals(seq) for seq in state_seqs)
-    return h_seq[1:], finals, LayerCache(x, tuple(state_seqs), m_seq, saved, path)
+    return h_seq[1:], finals, LayerCache(x, tuple(state_seqs), m_seq, saved, path, zo,
+                                         norm_cache)
+
+
+def _state_norm_params(cell, params, dtype):
+    """(gamma_c, beta_c) of a cell that normalizes its state, else placeholders."""
+    if cell.norm.state_norm:
+        return params.gamma_c, params.beta_c
+    return backend.placeholder(1, dtype), backend.placeholder(1, dtype)
 
 
 def layer_backward(cell, cache, params, doutput, dfinals, batching):
@@ -346,10 +393,11 @@ def layer_backward(cell, cache, params, doutput, dfinals, batching):
     doutput (T,B,P) or None; dfinals: one array (B,H) or None per state.
     Returns (dx (T,B,I), dstates0 tuple, LayerParams of gradients).
     """
-    x, state_seqs, m_seq, saved, path = cache
+    x, state_seqs, m_seq, saved, path, zo, norm_cache = cache
     steps, batch, _ = x.shape
     hidden = params.w_hh.shape[0] // cell.num_gates
-    kernels = step_kernels(cell, x.dtype)
+    zoned = int(zo is not None)
+    kernel_zo = zo if zoned else backend.placeholder(3, x.dtype)
 
     h_seq = state_seqs[0]
     if doutput is None:
@@ -370,25 +418,31 @@ def layer_backward(cell, cache, params, doutput, dfinals, batching):
     dh_carry = carry[0]
     dc_carry = carry[1] if cell.num_states > 1 else backend.placeholder(2, x.dtype)
     sizes = batching.batch_sizes
+    if cell.norm is not None:
+        return _norm_layer_backward(cell, cache, params, doutput, carry, batching, dgx, dgh,
+                                    kernel_dgh, kernel_zo, zoned)
+    kernels = step_kernels(cell, x.dtype)
     if m_seq is not None:
         # h_t = m_t·W_hrᵀ: the kernel takes the gradient of m_t (as its dy, with a zero
         # carry of its own), and d(h_t) for all t gives dW_hr in one GEMM afterwards.
         dh_seq = xp.zeros(doutput.shape, dtype=x.dtype)
         dm_seq = xp.zeros((steps, batch, hidden), dtype=x.dtype)
         dm_carry = xp.zeros((batch, hidden), dtype=x.dtype)
-        views = kernel_views(dm_seq, m_seq, c_seq, saved, dm_carry, dc_carry, dgx, kernel_dgh)
+        views = kernel_views(dm_seq, m_seq, c_seq, saved, dm_carry, dc_carry, dgx, kernel_dgh,
+                             kernel_zo)
         for t in range(len(sizes) - 1, -1, -1):
             active = sizes[t]
             xp.add(doutput[t, :active], dh_carry[:active], out=dh_seq[t, :active])
             xp.matmul(dh_seq[t, :active], params.w_hr, out=dm_seq[t, :active])
-            launch(kernels.backward, active * hidden, t, active, *views)
+            launch(kernels.backward, active * hidden, t, active, *views, 0)
             xp.matmul(dgh[t, :active], params.w_hh, out=dh_carry[:active])
     elif path == "plain":
         dh_recurrent = xp.empty_like(dh_carry)  # dgh[t]·W_hh, before it joins the carry
-        views = kernel_views(doutput, h_seq, c_seq, saved, dh_carry, dc_carry, dgx, kernel_dgh)
+        views = kernel_views(doutput, h_seq, c_seq, saved, dh_carry, dc_carry, dgx, kernel_dgh,
+                             kernel_zo)
         for t in range(len(sizes) - 1, -1, -1):
             active = sizes[t]
-            launch(kernels.backward, active * hidden, t, active, *views)
+            launch(kernels.backward, active * hidden, t, active, *views, zoned)
             xp.matmul(dgh[t, :active], params.w_hh, out=dh_recurrent[:active])
             xp.add(dh_carry[:active], dh_recurrent[:active], out=dh_carry[:active])
     else:
@@ -425,20 +479,112 @@ def layer_backward(cell, cache, params, doutput, dfinals, batching):
     return dx, tuple(carry), grads
 
 
-StackCache = namedtuple("StackCache", ["batching", "layers", "masks"])
+def _norm_layer_backward(cell, cache, params, doutput, carry, batching, dgx, dgh,
+                         kernel_dgh, kernel_zo, zoned):
+    """layer_backward of a layer-normalized cell (kernels/norm.py): its step kernel
+    each step, W_hh's product by the loop, and the gradients of the input projection's
+    norm and of every gain after the loop."""
+    x, state_seqs, _, saved, _, _, (xhat_ih, rstd_ih, ghat, rstd) = cache
+    steps, batch, _ = x.shape
+    hidden = params.w_hh.shape[0] // cell.num_gates
+    h_seq = state_seqs[0]
+    c_seq = state_seqs[1] if cell.num_states > 1 else backend.placeholder(3, x.dtype)
+    dh_carry = carry[0]
+    dc_carry = carry[1] if cell.num_states > 1 else backend.placeholder(2, x.dtype)
+    state_norm = cell.norm.state_norm
+    dgh_raw = xp.zeros_like(dgx)  # the gradient of h_{t-1}·W_hhᵀ
+    dn_seq = (xp.zeros((steps, batch, hidden), dtype=x.dtype) if state_norm
+              else backend.placeholder(3, x.dtype))
+    gamma_c, _ = _state_norm_params(cell, params, x.dtype)
+    dh_recurrent = xp.empty_like(dh_carry)
+    backward = norm_kernels(cell, x.dtype).backward
+    views = kernel_views(doutput, h_seq, c_seq, saved, ghat, rstd, params.gamma_hh, gamma_c,
+                         dh_carry, dc_carry, dgx, kernel_dgh, dgh_raw, dn_seq, kernel_zo)
+    sizes = batching.batch_sizes
+    for t in range(len(sizes) - 1, -1, -1):
+        active = sizes[t]
+        launch_grid(backward, active, ROW_THREADS, 0, t, *views, zoned)
+        xp.matmul(dgh_raw[t, :active], params.w_hh, out=dh_recurrent[:active])
+        xp.add(dh_carry[:active], dh_recurrent[:active], out=dh_carry[:active])
+
+    dgx_rows, dgh_rows = _rows(dgx), _rows(dgh)
+    width = dgx_rows.shape[1]  # G·H; ĉ is saved from this column on (kernels/norm.py)
+    dgx_raw = xp.empty_like(dgx_rows)  # back through LN(x·W_ihᵀ; γ_ih)
+    launch_grid(row_kernels(x.dtype).backward, dgx_rows.shape[0], ROW_THREADS, 0, dgx_rows,
+                xhat_ih, rstd_ih, params.gamma_ih, dgx_raw)
+    dx = (dgx_raw @ params.w_ih).reshape(x.shape)
+    extra = {}
+    if state_norm:
+        dn_rows = _rows(dn_seq)
+        extra = dict(gamma_c=(dn_rows * _rows(saved[:, :, width:width + hidden])).sum(axis=0),
+                     beta_c=dn_rows.sum(axis=0))
+    grads = LayerParams(
+        w_ih=dgx_raw.T @ _rows(x),
+        w_hh=_rows(dgh_raw).T @ _rows(h_seq[:steps]),
+        b_ih=dgx_rows.sum(axis=0),
+        b_hh=dgh_rows.sum(axis=0),
+        gamma_ih=(dgx_rows * xhat_ih).sum(axis=0),
+        gamma_hh=(dgh_rows * _rows(ghat)).sum(axis=0),
+        **extra)
+    return dx, tuple(carry), grads
 
 
-def stack_forward(cell, x, states0, layers, lengths=None, dropout=0.0, random=None):
+#: What stack_backward needs of stack_forward: zoneout (per layer and direction the
+#: weights of the previous states (T,B,S*H) in the caller's batch order, or None) and
+#: weight_masks (per layer and direction W_hh's DropConnect multiplier, or None) are
+#: also there to be read.
+StackCache = namedtuple("StackCache", ["batching", "layers", "masks", "zoneout",
+                                       "weight_masks"])
+
+
+def _regularizers(cell, layers, shape, dtype, zoneout, weight_dropout, draw):
+    """Per layer and direction the zoneout weights (T,B,S*H) and W_hh's DropConnect
+    multiplier (or None each): training (``draw``) draws a 0/1 zoneout mask, keeping the
+    previous state with probability ``zoneout``, and a mask over W_hh's elements that
+    drops each with probability ``weight_dropout`` and scales the kept ones by
+    1/(1 − p), once per call; eval uses z = p and W_hh as it is."""
+    steps, batch = shape
+    zo, wm = [], []
+    for directions in layers:
+        zo.append([None] * len(directions))
+        wm.append([None] * len(directions))
+        for d, params in enumerate(directions):
+            hidden = params.w_hh.shape[0] // cell.num_gates
+            if zoneout > 0.0:
+                z_shape = (steps, batch, cell.num_states * hidden)
+                zo[-1][d] = (xp.full(z_shape, zoneout, dtype=dtype) if draw is None else
+                             (draw(z_shape, dtype) < zoneout).astype(dtype))
+            if weight_dropout > 0.0 and draw is not None:
+                wm[-1][d] = dropout_mask(params.w_hh.shape, weight_dropout, np.dtype(dtype),
+                                         draw=lambda shape: draw(shape, dtype))
+    return zo, wm
+
+
+def _dropped(layers, weight_masks):
+    """The layers with each W_hh multiplied by its DropConnect mask, where it has one."""
+    return [[p if m is None else p._replace(w_hh=p.w_hh * m)
+             for p, m in zip(directions, masks)]
+            for directions, masks in zip(layers, weight_masks)]
+
+
+def stack_forward(cell, x, states0, layers, lengths=None, dropout=0.0, random=None,
+                  zoneout=0.0, weight_dropout=0.0, draw=None):
     """Run ``len(layers)`` layers, each feeding the next, each with one or two directions.
 
     x (T,B,I); states0: ``cell.num_states`` arrays (L*D,B,H), layer-major (layer 0
     forward, layer 0 reverse, layer 1 forward, ...); layers: L lists of D LayerParams;
     lengths: None or B lengths; dropout: the probability of zeroing an output of every
-    layer but the last, with ``random(shape)`` drawing U[0,1) masks (None: no dropout).
+    layer but the last, with ``random(shape)`` drawing U[0,1) masks (None: no dropout);
+    zoneout and weight_dropout (DropConnect on W_hh): probabilities, with
+    ``draw(shape, dtype)`` drawing U[0,1) device arrays for training-mode masks (None:
+    eval, zoneout by its expectation, no DropConnect); see ``_regularizers``.
     Returns (output (T,B,D*P), final states as (L*D,B,H) arrays, StackCache).
     """
     steps, batch, _ = x.shape
     batching = Batching(lengths, steps, batch)
+    zo, weight_masks = _regularizers(cell, layers, (steps, batch), x.dtype, zoneout,
+                                     weight_dropout, draw)
+    layers = _dropped(layers, weight_masks)
     states0 = [batching.sort(s) for s in states0]
     inputs = batching.sort(x)
     caches, masks, finals = [], [], []
@@ -450,8 +596,10 @@ def stack_forward(cell, x, states0, layers, lengths=None, dropout=0.0, random=No
                 with streams[d]:
                     source = inputs if d == 0 else batching.reverse(inputs)
                     index = k * num_dirs + d
+                    z = (None if zo[k][d] is None
+                         else xp.ascontiguousarray(batching.sort(zo[k][d])))
                     out, state_n, layer_caches[d] = layer_forward(
-                        cell, source, [s[index] for s in states0], params, batching)
+                        cell, source, [s[index] for s in states0], params, batching, z)
                     outputs[d] = out if d == 0 else batching.reverse(out)
                     finals.append(state_n)
         inputs = outputs[0] if num_dirs == 1 else xp.concatenate(outputs, axis=2)
@@ -462,17 +610,20 @@ def stack_forward(cell, x, states0, layers, lengths=None, dropout=0.0, random=No
         caches.append(layer_caches)
         masks.append(mask)
     states_n = tuple(batching.unsort(xp.stack(per_state)) for per_state in zip(*finals))
-    return batching.unsort(inputs), states_n, StackCache(batching, caches, masks)
+    return batching.unsort(inputs), states_n, StackCache(batching, caches, masks, zo,
+                                                         weight_masks)
 
 
 def stack_backward(cell, cache, layers, doutput, dstates_n):
     """Backpropagate through the stack.
 
-    doutput (T,B,D*P) or None; dstates_n: one (L*D,B,H) array or None per state.
-    Returns (dx (T,B,I), dstates0 as (L*D,B,H) arrays, per layer a list of D LayerParams
-    of gradients).
+    layers: as given to stack_forward; doutput (T,B,D*P) or None; dstates_n: one
+    (L*D,B,H) array or None per state. Returns (dx (T,B,I), dstates0 as (L*D,B,H)
+    arrays, per layer a list of D LayerParams of gradients, W_hh's with respect to the
+    parameter itself where DropConnect masked it).
     """
-    batching, caches, masks = cache
+    batching, caches, masks, _, weight_masks = cache
+    layers = _dropped(layers, weight_masks)
     num_layers, num_dirs = len(layers), len(layers[0])
     dstates_n = [None if d is None else batching.sort(d) for d in dstates_n]
     dstates0 = [[None] * (num_layers * num_dirs) for _ in range(cell.num_states)]
@@ -497,6 +648,10 @@ def stack_backward(cell, cache, layers, doutput, dstates_n):
                     for s, state in enumerate(layer_dstates0):
                         dstates0[s][index] = state
         dinputs = dxs[0] if num_dirs == 1 else dxs[0] + dxs[1]
+    for k, masks_k in enumerate(weight_masks):
+        for d, mask in enumerate(masks_k):
+            if mask is not None:  # the gradient reaches W_hh through the mask
+                grads[k][d] = grads[k][d]._replace(w_hh=grads[k][d].w_hh * mask)
     return (batching.unsort(dinputs),
             tuple(batching.unsort(xp.stack(d)) for d in dstates0), grads)
 

@@ -16,19 +16,26 @@ of gates and ``W`` the saved width in units of ``H``::
                        index t+1 (c_seq only for cells with two states)
         saved (T,B,W*H) what backward needs of step t
 
-    backward_unit(t, b, j, H, dy, dh_rec, h_seq, c_seq, saved, dh_carry, dc_carry, dgx, dgh)
-        dy (T,B,H)     gradient of the layer's output sequence
-        dh_rec         the gradient reaching h_t through W_hh from step t+1 where the
-                       kernel computes it (fused, persistent), else 0
-        dh_carry, dc_carry (B,H): on entry the rest of the gradient reaching step t's
-                       new states from later steps; on exit the part of the gradient of
-                       the previous states that does not go through W_hh
+    backward_unit(t, b, j, H, dh, h_seq, c_seq, saved, dh_carry, dc_carry, dgx, dgh)
+        dh             the whole gradient reaching the cell's new h_t (the kernel adds
+                       the output's gradient dy[t], the carried one and, where it
+                       computes it, the part through W_hh from step t+1)
+        dh_carry, dc_carry (B,H): on entry dc_carry holds the gradient reaching the
+                       cell's new c_t; on exit both hold the part of the gradient of the
+                       previous states that does not go through W_hh
         dgx (T,B,G*H)  gradient of the input projection (of gx[t])
         dgh (T,B,G*H)  gradient of rec + b_hh, only for cells with ``dgh_differs``;
                        where it equals dgx the unit does not write it
 
 ``kernels/steps.py`` builds each kernel variant (GEMM plus gate kernel, fused step,
 persistent) from these; arguments a cell does not use are 1-element placeholders.
+
+A unit reads the previous states at index t of h_seq, c_seq and nothing at index t+1 in
+backward (what it needs of the new states it saves, or recomputes), so that zoneout
+(``zoneout_units``) can mix the new states with the previous ones after the unit ran.
+
+Layer-normalized cells (``norm`` set) run on kernels of their own, one block per batch
+row (``kernels/norm.py``), since a normalization reduces over a whole row.
 """
 import functools
 import math
@@ -47,7 +54,9 @@ Cell = namedtuple(
         "saved_width",   # W: columns of `saved` per step, in units of H
         "dgh_differs",   # whether the backward kernel writes a dgh separate from dgx
         "units",         # units(dtype) -> (forward_unit, backward_unit) device functions
+        "norm",          # None, or for layer-normalized cells: norm.NormSpec
     ],
+    defaults=[None],
 )
 
 
@@ -71,3 +80,44 @@ def unit_of_thread(batch, hidden):
     if idx >= batch * hidden:
         return -1, -1
     return idx // hidden, idx % hidden
+
+
+@functools.lru_cache(maxsize=None)
+def zoneout_units(dtype, num_states):
+    """Zoneout's device functions (Krueger et al. 2016), with zo (T,B,S*H) the weights of
+    the previous states, z = a 0/1 mask in training, p in eval:
+
+        h_t = z_h ⊙ h_{t-1} + (1 − z_h) ⊙ h̃_t      c_t = z_c ⊙ c_{t-1} + (1 − z_c) ⊙ c̃_t
+
+    with h̃_t, c̃_t what the cell computed from the previous states. ``mix`` runs after a
+    unit's forward; in backward ``split`` gives the unit its share (1 − z) of the
+    gradients reaching h_t (``total_h``) and c_t (in dc_carry), and ``join`` adds the
+    share z that goes straight to the previous states after the unit ran."""
+    one = np.dtype(dtype).type(1)
+    zero = one - one
+    two = num_states > 1
+
+    @cuda.jit(device=True)
+    def mix(t, b, j, hidden, zo, h_seq, c_seq):
+        z = zo[t, b, j]
+        h_seq[t + 1, b, j] = z * h_seq[t, b, j] + (one - z) * h_seq[t + 1, b, j]
+        if two:
+            z = zo[t, b, hidden + j]
+            c_seq[t + 1, b, j] = z * c_seq[t, b, j] + (one - z) * c_seq[t + 1, b, j]
+
+    @cuda.jit(device=True)
+    def split(t, b, j, hidden, zo, total_h, dc_carry):
+        # returns (the unit's dh, the whole gradient reaching c_t)
+        total_c = zero
+        if two:
+            total_c = dc_carry[b, j]
+            dc_carry[b, j] = (one - zo[t, b, hidden + j]) * total_c
+        return (one - zo[t, b, j]) * total_h, total_c
+
+    @cuda.jit(device=True)
+    def join(t, b, j, hidden, zo, total_h, total_c, dh_carry, dc_carry):
+        dh_carry[b, j] += zo[t, b, j] * total_h
+        if two:
+            dc_carry[b, j] += zo[t, b, hidden + j] * total_c
+
+    return mix, split, join

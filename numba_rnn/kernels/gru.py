@@ -7,8 +7,7 @@ Forward, with gx = x_t·W_ihᵀ + b_ih and ĝ = rec + b_hh, rec = h_{t-1}·W_hh�
     h_t = (1 − z) ⊙ n + z ⊙ h_{t-1}
 saved[t] = (r, z, n, ĝ_n).
 
-Backward, with dh = dy[t] + dh_carry + dh_rec the gradient reaching h_t (dh_rec: the part
-that comes through W_hh from step t+1, when the kernel variant computes it):
+Backward, with dh the gradient reaching the new h_t (the kernel sums it):
     dn = dh ⊙ (1 − z)                   dz = dh ⊙ (h_{t-1} − n)
     da_n = dn ⊙ (1 − n²)                dr = da_n ⊙ ĝ_n
     da_r = dr ⊙ r(1 − r)                da_z = dz ⊙ z(1 − z)
@@ -41,15 +40,14 @@ def units(dtype):
         saved[t, b, 3 * hidden + j] = gh_n
 
     @cuda.jit(device=True)
-    def gru_backward_unit(t, b, j, hidden, dy, dh_rec, h_seq, c_seq, saved, dh_carry,
-                          dc_carry, dgx, dgh):
-        # dy (T,B,H), h_seq (T+1,B,H), saved (T,B,4H), dh_carry (B,H) in/out,
+    def gru_backward_unit(t, b, j, hidden, dh, h_seq, c_seq, saved, dh_carry, dc_carry,
+                          dgx, dgh):
+        # h_seq (T+1,B,H), saved (T,B,4H), dh_carry (B,H) in/out,
         # dgx and dgh (T,B,3H) out; c_seq and dc_carry are unused
         r = saved[t, b, j]
         z = saved[t, b, hidden + j]
         n = saved[t, b, 2 * hidden + j]
         gh_n = saved[t, b, 3 * hidden + j]
-        dh = dy[t, b, j] + dh_carry[b, j] + dh_rec
         da_n = dh * (one - z) * (one - n * n)
         da_r = da_n * gh_n * r * (one - r)
         da_z = dh * (h_seq[t, b, j] - n) * z * (one - z)

@@ -7,9 +7,9 @@ Forward, with a = gx[t] + rec + b_hh the pre-activations (rec = h_{t-1}·W_hhᵀ
     h_t = o ⊙ tanh(c_t)
 saved[t] = (i, f, g, o), activated.
 
-Backward, with dh = dy[t] + dh_carry + dh_rec and dc = dc_carry the gradients reaching
-h_t, c_t (dh_rec: the part of dh that comes through W_hh from step t+1, when the kernel
-variant computes it; else the time loop has added it to dh_carry):
+Backward, with dh and dc = dc_carry the gradients reaching the new h_t, c_t (the kernel
+sums dh; c_t = f ⊙ c_{t-1} + i ⊙ g is recomputed, not read back, as zoneout may have
+replaced it in c_seq):
     dc_t   = dc + dh ⊙ o ⊙ (1 − tanh²(c_t))
     da_i = dc_t ⊙ g ⊙ i(1 − i)            da_f = dc_t ⊙ c_{t-1} ⊙ f(1 − f)
     da_g = dc_t ⊙ i ⊙ (1 − g²)            da_o = dh ⊙ tanh(c_t) ⊙ o(1 − o)
@@ -46,16 +46,15 @@ def units(dtype):
         saved[t, b, 3 * hidden + j] = o
 
     @cuda.jit(device=True)
-    def lstm_backward_unit(t, b, j, hidden, dy, dh_rec, h_seq, c_seq, saved, dh_carry,
-                           dc_carry, dgx, dgh):
-        # dy (T,B,H), h_seq and c_seq (T+1,B,H), saved (T,B,4H), dh_carry and dc_carry
-        # (B,H) in/out, dgx (T,B,4H) out; dgh is unused (it equals dgx)
+    def lstm_backward_unit(t, b, j, hidden, dh, h_seq, c_seq, saved, dh_carry, dc_carry,
+                           dgx, dgh):
+        # h_seq and c_seq (T+1,B,H), saved (T,B,4H), dh_carry and dc_carry (B,H) in/out,
+        # dgx (T,B,4H) out; dgh is unused (it equals dgx)
         i = saved[t, b, j]
         f = saved[t, b, hidden + j]
         g = saved[t, b, 2 * hidden + j]
         o = saved[t, b, 3 * hidden + j]
-        tanh_c = math.tanh(c_seq[t + 1, b, j])
-        dh = dy[t, b, j] + dh_carry[b, j] + dh_rec
+        tanh_c = math.tanh(f * c_seq[t, b, j] + i * g)
         dc = dc_carry[b, j] + dh * o * (one - tanh_c * tanh_c)
         dgx[t, b, j] = dc * g * i * (one - i)
         dgx[t, b, hidden + j] = dc * c_seq[t, b, j] * f * (one - f)

@@ -49,7 +49,7 @@ import numpy as np
 from .. import backend
 from ..backend import cuda
 from . import registry
-from .common import unit_of_thread
+from .common import unit_of_thread, zoneout_units
 
 #: The register tile of the matrix products: each thread accumulates GROUP rows of the
 #: weights against TILE batch rows (GROUP·TILE sums), so that every value it loads from
@@ -121,7 +121,8 @@ def reduce_scatter(acc, lane):
 
 def _every_cell_and_dtype():
     from . import CELLS
-    return [(cell, dtype) for cell in CELLS.values() for dtype in backend.FLOAT_DTYPES]
+    return [(cell, dtype) for cell in CELLS.values() if cell.norm is None
+            for dtype in backend.FLOAT_DTYPES]
 
 
 @registry.factory(_every_cell_and_dtype)
@@ -134,8 +135,12 @@ def step_kernels(cell, dtype):
     zero = dtype.type(0)
 
     # ------------------------------------------------------- GEMM plus gate kernel
+    # With ``zoned`` (1), zoneout mixes the new states with the previous ones by the
+    # weights zo (T,B,S*H) (common.zoneout_units); only this variant runs it.
+    mix, split, join = zoneout_units(dtype, cell.num_states)
+
     @cuda.jit
-    def forward(t, batch, gx, gh, b_hh, h_seq, c_seq, saved):
+    def forward(t, batch, gx, gh, b_hh, h_seq, c_seq, saved, zo, zoned):
         # gh (B,G*H): h_{t-1}·W_hhᵀ of this step
         hidden = b_hh.shape[0] // gates
         b, j = unit_of_thread(batch, hidden)
@@ -147,15 +152,24 @@ def step_kernels(cell, dtype):
             xg[g] = gx[t, b, g * hidden + j]
             rec[g] = gh[b, g * hidden + j]
         forward_unit(t, b, j, hidden, xg, rec, b_hh, h_seq, c_seq, saved)
+        if zoned:
+            mix(t, b, j, hidden, zo, h_seq, c_seq)
 
     @cuda.jit
-    def backward(t, batch, dy, h_seq, c_seq, saved, dh_carry, dc_carry, dgx, dgh):
+    def backward(t, batch, dy, h_seq, c_seq, saved, dh_carry, dc_carry, dgx, dgh, zo, zoned):
         hidden = dgx.shape[2] // gates
         b, j = unit_of_thread(batch, hidden)
         if b < 0:
             return
-        backward_unit(t, b, j, hidden, dy, zero, h_seq, c_seq, saved, dh_carry, dc_carry,
-                      dgx, dgh)
+        total_h = dy[t, b, j] + dh_carry[b, j]
+        if zoned:
+            dh, total_c = split(t, b, j, hidden, zo, total_h, dc_carry)
+            backward_unit(t, b, j, hidden, dh, h_seq, c_seq, saved, dh_carry, dc_carry,
+                          dgx, dgh)
+            join(t, b, j, hidden, zo, total_h, total_c, dh_carry, dc_carry)
+        else:
+            backward_unit(t, b, j, hidden, total_h, h_seq, c_seq, saved, dh_carry,
+                          dc_carry, dgx, dgh)
 
     # ------------------------------------------------- the pieces of one block step
     # The simulator has no warp operations nor cache-hinted loads: it gets a reduction by
@@ -313,8 +327,9 @@ def step_kernels(cell, dtype):
                         if i < reach:
                             for piece in range(slices):
                                 dh_rec += smem[partial_at + (piece * staged + i) * units + u]
-                        backward_unit(t, b0 + i, j0 + u, hidden, dy, dh_rec, h_seq, c_seq,
-                                      saved, dh_carry, dc_carry, dgx, dgh)
+                        b, j = b0 + i, j0 + u
+                        backward_unit(t, b, j, hidden, dy[t, b, j] + dh_carry[b, j] + dh_rec,
+                                      h_seq, c_seq, saved, dh_carry, dc_carry, dgx, dgh)
                 cuda.syncthreads()
 
         return backward_step

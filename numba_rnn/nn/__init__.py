@@ -3,7 +3,9 @@ from . import functional, init, utils
 from .layers import *  # noqa: F401,F403  (layers.__all__ lists them)
 from .layers import __all__ as _layers
 from .module import Module, ModuleDict, ModuleList, Parameter
-from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from .rnn import (GRU, LSTM, RNN, GRUCell, LayerNormGRU, LayerNormGRUCell, LayerNormLSTM,
+                  LayerNormLSTMCell, LSTMCell, RNNCell)
 
 __all__ = ["Module", "Parameter", "ModuleList", "ModuleDict", "LSTM", "GRU", "RNN",
-           "LSTMCell", "GRUCell", "RNNCell", "functional", "init", "utils"] + list(_layers)
+           "LSTMCell", "GRUCell", "RNNCell", "LayerNormLSTM", "LayerNormGRU",
+           "LayerNormLSTMCell", "LayerNormGRUCell", "functional", "init", "utils"] + list(_layers)

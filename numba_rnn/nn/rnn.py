@@ -14,12 +14,20 @@ from .. import backend, random, recurrent
 from ..backend import xp
 from ..kernels import CELLS
 from ..tensor import Tensor, _to_storage, _wrap, record_multi
-from .checks import check_bool, check_choice, check_dtype, check_int, check_probability
+from .checks import (check_bool, check_choice, check_dtype, check_int, check_probability,
+                     check_real)
 from .module import Module, Parameter
 from .utils import rnn as _packing
 from .utils.rnn import PackedSequence
 
 _STATE_NAMES = ("h_0", "c_0")
+
+#: The recurrent.LayerParams field of each kind of parameter (a layer-normalized LSTM's
+#: one ``bias`` enters with the input projection).
+_FIELD_OF_KIND = {"weight_ih": "w_ih", "weight_hh": "w_hh", "bias_ih": "b_ih",
+                  "bias_hh": "b_hh", "bias": "b_ih", "weight_hr": "w_hr",
+                  "gamma_ih": "gamma_ih", "gamma_hh": "gamma_hh", "gamma_c": "gamma_c",
+                  "beta_c": "beta_c"}
 
 
 def _kind(name):
@@ -44,6 +52,9 @@ class _Recurrent(Module):
         self.hidden_size = check_int("hidden_size", hidden_size, 1)
         self.bias = check_bool("bias", bias)
         self.dtype = check_dtype(dtype)
+        self.zoneout = 0.0
+        self.weight_dropout = 0.0
+        self.forget_bias = None
 
     def __getstate__(self):
         # the cell's kernels are code, not state: rebuilt from ``mode`` (nr.save of a
@@ -58,30 +69,53 @@ class _Recurrent(Module):
 
     def _make_parameters(self, suffix, layer_input, state_size, proj_size):
         """Registers one layer-direction's parameters, in PyTorch's order and
-        initialisation U(-1/sqrt(H), 1/sqrt(H)); returns their names."""
-        gates = self._cell.num_gates * self.hidden_size
-        shapes = [("weight_ih", (gates, layer_input)), ("weight_hh", (gates, state_size))]
-        if self.bias:
-            shapes += [("bias_ih", (gates,)), ("bias_hh", (gates,))]
+        initialisation U(-1/sqrt(H), 1/sqrt(H)) (a layer-normalized cell's gains ones,
+        its shift zeros, a layer-normalized LSTM's bias ``forget_bias`` on the forget
+        gate and zeros elsewhere); returns their names."""
+        hidden = self.hidden_size
+        gates = self._cell.num_gates * hidden
+        bound = 1.0 / math.sqrt(hidden)
+
+        def uniform(shape):
+            return random.uniform(-bound, bound, shape, self.dtype)
+
+        shapes = [("weight_ih", (gates, layer_input), uniform),
+                  ("weight_hh", (gates, state_size), uniform)]
+        if self.bias and self.mode == "ln_lstm":
+            def forget_bias(shape):
+                value = np.zeros(shape, dtype=self.dtype)
+                value[hidden:2 * hidden] = self.forget_bias
+                return value
+            shapes += [("bias", (gates,), forget_bias)]
+        elif self.bias:
+            shapes += [("bias_ih", (gates,), uniform), ("bias_hh", (gates,), uniform)]
         if proj_size:
-            shapes += [("weight_hr", (proj_size, self.hidden_size))]
-        bound = 1.0 / math.sqrt(self.hidden_size)
+            shapes += [("weight_hr", (proj_size, hidden), uniform)]
+        if self._cell.norm is not None:
+            def ones(shape):
+                return np.ones(shape, dtype=self.dtype)
+            shapes += [("gamma_ih", (gates,), ones), ("gamma_hh", (gates,), ones)]
+            if self._cell.norm.state_norm:
+                shapes += [("gamma_c", (hidden,), ones),
+                           ("beta_c", (hidden,), lambda shape: np.zeros(shape, self.dtype))]
         names = []
-        for kind, shape in shapes:
+        for kind, shape, initial in shapes:
             name = kind + suffix
-            setattr(self, name, Parameter(random.uniform(-bound, bound, shape, self.dtype)))
+            setattr(self, name, Parameter(initial(shape)))
             names.append(name)
         return names
 
     def _layer_params(self, names):
-        """recurrent.LayerParams for the parameters ``names`` (zero biases without bias)."""
-        values = {_kind(name): getattr(self, name)._array for name in names}
-        if not self.bias:
-            zeros = xp.zeros(values["weight_ih"].shape[0], dtype=self.dtype)
-            values["bias_ih"] = values["bias_hh"] = zeros
-        return recurrent.LayerParams(values["weight_ih"], values["weight_hh"],
-                                     values["bias_ih"], values["bias_hh"],
-                                     values.get("weight_hr"))
+        """recurrent.LayerParams for the parameters ``names`` (zero biases where there
+        are none)."""
+        values = {_FIELD_OF_KIND[_kind(name)]: getattr(self, name)._array for name in names}
+        zeros = None
+        for field in ("b_ih", "b_hh"):
+            if field not in values:
+                if zeros is None:
+                    zeros = xp.zeros(values["w_ih"].shape[0], dtype=self.dtype)
+                values[field] = zeros
+        return recurrent.LayerParams(**values)
 
     def _as_checked_tensor(self, name, value):
         """``value`` (a Tensor or anything array-like) as a Tensor of the module's dtype."""
@@ -142,7 +176,9 @@ class _Recurrent(Module):
                   for names in directions for name in names]
         output, states_n, cache = recurrent.stack_forward(
             cell, x_tm, states0, layers, lengths=lengths, dropout=dropout,
-            random=random.rand if dropout > 0.0 else None)
+            random=random.rand if dropout > 0.0 else None, zoneout=self.zoneout,
+            weight_dropout=self.weight_dropout,
+            draw=random.device_uniform if self.training else None)
         # which kernels ran (recurrent.PATHS), per layer and direction: readable, and
         # forced with recurrent.force_path
         self.last_paths = [[c.path for c in directions] for directions in cache.layers]
@@ -158,9 +194,8 @@ class _Recurrent(Module):
                 result += [state_from(d) for d in dstates0]
             for directions, grad_dirs in zip(layer_names, dlayers):
                 for names, layer_grads in zip(directions, grad_dirs):
-                    by_kind = dict(zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh",
-                                        "weight_hr"), layer_grads))
-                    result += [by_kind[_kind(name)] for name in names]
+                    result += [getattr(layer_grads, _FIELD_OF_KIND[_kind(name)])
+                               for name in names]
             return result
 
         inputs = [x, *(states or []), *params]
@@ -173,11 +208,16 @@ class RNNBase(_Recurrent):
 
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, proj_size=0,
-                 dtype="float32", nonlinearity="tanh"):
+                 dtype="float32", nonlinearity="tanh", zoneout=0.0, weight_dropout=0.0,
+                 forget_bias=None):
         super().__init__()
         self._init_common(_check_mode(mode, nonlinearity), input_size, hidden_size, bias,
                           dtype)
         self.nonlinearity = nonlinearity if mode == "rnn" else None
+        self.zoneout = check_probability("zoneout", zoneout)
+        self.weight_dropout = check_probability("weight_dropout", weight_dropout)
+        if forget_bias is not None:
+            self.forget_bias = check_real("forget_bias", forget_bias)
         self.num_layers = check_int("num_layers", num_layers, 1)
         self.batch_first = check_bool("batch_first", batch_first)
         self.bidirectional = check_bool("bidirectional", bidirectional)
@@ -190,6 +230,10 @@ class RNNBase(_Recurrent):
             )
         if self.proj_size and mode != "lstm":
             raise ValueError(f"proj_size: only LSTM supports a projection, got {self.proj_size}")
+        if self.proj_size and self.zoneout:
+            raise ValueError(f"zoneout: not supported with proj_size (the projected state "
+                             f"is not zoned out); got zoneout={self.zoneout} with "
+                             f"proj_size={self.proj_size}")
 
         self._num_dirs = 2 if self.bidirectional else 1
         self._out_size = self.proj_size or self.hidden_size
@@ -208,7 +252,9 @@ class RNNBase(_Recurrent):
     def extra_repr(self):
         text = f"{self.input_size}, {self.hidden_size}"
         for name, default in (("num_layers", 1), ("bias", True), ("batch_first", False),
-                              ("dropout", 0.0), ("bidirectional", False), ("proj_size", 0)):
+                              ("dropout", 0.0), ("bidirectional", False), ("proj_size", 0),
+                              ("forget_bias", None), ("zoneout", 0.0),
+                              ("weight_dropout", 0.0)):
             if getattr(self, name) != default:
                 text += f", {name}={getattr(self, name)}"
         if self.nonlinearity not in (None, "tanh"):
@@ -330,47 +376,97 @@ class RNNBase(_Recurrent):
 
 class LSTM(RNNBase):
     """Long short-term memory layers, as ``torch.nn.LSTM``: ``output, (h_n, c_n) =
-    lstm(input, (h_0, c_0), lengths=None)``."""
+    lstm(input, (h_0, c_0), lengths=None)``; beyond it, ``zoneout`` and
+    ``weight_dropout`` (DropConnect on W_hh)."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, proj_size=0, dtype="float32"):
+                 dropout=0.0, bidirectional=False, proj_size=0, dtype="float32", zoneout=0.0,
+                 weight_dropout=0.0):
         super().__init__("lstm", input_size, hidden_size, num_layers, bias, batch_first,
-                         dropout, bidirectional, proj_size, dtype)
+                         dropout, bidirectional, proj_size, dtype, zoneout=zoneout,
+                         weight_dropout=weight_dropout)
 
 
 class GRU(RNNBase):
-    """Gated recurrent unit layers, as ``torch.nn.GRU``: ``output, h_n = gru(input, h_0)``."""
+    """Gated recurrent unit layers, as ``torch.nn.GRU``: ``output, h_n = gru(input, h_0)``;
+    beyond it, ``zoneout`` and ``weight_dropout``."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, dtype="float32"):
+                 dropout=0.0, bidirectional=False, dtype="float32", zoneout=0.0,
+                 weight_dropout=0.0):
         super().__init__("gru", input_size, hidden_size, num_layers, bias, batch_first,
-                         dropout, bidirectional, 0, dtype)
+                         dropout, bidirectional, 0, dtype, zoneout=zoneout,
+                         weight_dropout=weight_dropout)
 
 
 class RNN(RNNBase):
-    """Elman RNN layers with tanh or ReLU, as ``torch.nn.RNN``."""
+    """Elman RNN layers with tanh or ReLU, as ``torch.nn.RNN``; beyond it, ``zoneout``
+    and ``weight_dropout``."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False, dtype="float32"):
+                 batch_first=False, dropout=0.0, bidirectional=False, dtype="float32",
+                 zoneout=0.0, weight_dropout=0.0):
         super().__init__("rnn", input_size, hidden_size, num_layers, bias, batch_first,
-                         dropout, bidirectional, 0, dtype, nonlinearity)
+                         dropout, bidirectional, 0, dtype, nonlinearity, zoneout=zoneout,
+                         weight_dropout=weight_dropout)
+
+
+class LayerNormLSTM(RNNBase):
+    """LSTM layers with layer normalization (Ba et al. 2016), which cuDNN and torch.nn do
+    not have: ``output, (h_n, c_n) = lstm(input, (h_0, c_0), lengths=None)``, with
+
+        a_t = LN(W_ih x_t; γ_ih) + LN(W_hh h_{t-1}; γ_hh) + b     (over all 4H)
+        c_t = f ⊙ c_{t-1} + i ⊙ g,  h_t = o ⊙ tanh(LN(c_t; γ_c, β_c))
+
+    Parameters per layer and direction: ``weight_ih_l{k}``, ``weight_hh_l{k}``,
+    ``bias_l{k}`` (4H; ``forget_bias`` on the forget gate, zeros elsewhere),
+    ``gamma_ih_l{k}``, ``gamma_hh_l{k}`` (ones), ``gamma_c_l{k}`` (ones), ``beta_c_l{k}``
+    (zeros), with ``_reverse`` for the second direction."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, forget_bias=1.0, zoneout=0.0,
+                 weight_dropout=0.0, dtype="float32"):
+        super().__init__("ln_lstm", input_size, hidden_size, num_layers, bias, batch_first,
+                         dropout, bidirectional, 0, dtype, zoneout=zoneout,
+                         weight_dropout=weight_dropout, forget_bias=forget_bias)
+
+
+class LayerNormGRU(RNNBase):
+    """GRU layers with layer normalization: ``output, h_n = gru(input, h_0)``, with
+
+        gx = LN(W_ih x_t; γ_ih) + b_ih,  gh = LN(W_hh h_{t-1}; γ_hh) + b_hh  (over 3H)
+
+    then torch.nn.GRU's gates. Parameters per layer and direction: ``weight_ih_l{k}``,
+    ``weight_hh_l{k}``, ``bias_ih_l{k}``, ``bias_hh_l{k}`` (as torch.nn.GRU's),
+    ``gamma_ih_l{k}``, ``gamma_hh_l{k}`` (ones)."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, zoneout=0.0, weight_dropout=0.0,
+                 dtype="float32"):
+        super().__init__("ln_gru", input_size, hidden_size, num_layers, bias, batch_first,
+                         dropout, bidirectional, 0, dtype, zoneout=zoneout,
+                         weight_dropout=weight_dropout)
 
 
 class RNNCellBase(_Recurrent):
     """One step of one layer: ``h_1 = cell(input, h_0)`` on the layers' kernels."""
 
     def __init__(self, mode, input_size, hidden_size, bias=True, dtype="float32",
-                 nonlinearity="tanh"):
+                 nonlinearity="tanh", forget_bias=None):
         super().__init__()
         self._init_common(_check_mode(mode, nonlinearity), input_size, hidden_size, bias,
                           dtype)
         self.nonlinearity = nonlinearity if mode == "rnn" else None
+        if forget_bias is not None:
+            self.forget_bias = check_real("forget_bias", forget_bias)
         self._names = self._make_parameters("", input_size, self.hidden_size, 0)
 
     def extra_repr(self):
         text = f"{self.input_size}, {self.hidden_size}"
         if not self.bias:
             text += ", bias=False"
+        if self.forget_bias not in (None, 1.0):
+            text += f", forget_bias={self.forget_bias}"
         if self.nonlinearity not in (None, "tanh"):
             text += f", nonlinearity={self.nonlinearity!r}"
         return text
@@ -433,3 +529,21 @@ class RNNCell(RNNCellBase):
     def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh",
                  dtype="float32"):
         super().__init__("rnn", input_size, hidden_size, bias, dtype, nonlinearity)
+
+
+class LayerNormLSTMCell(RNNCellBase):
+    """One step of LayerNormLSTM: ``h_1, c_1 = cell(input, (h_0, c_0))``, parameters
+    ``weight_ih``, ``weight_hh``, ``bias``, ``gamma_ih``, ``gamma_hh``, ``gamma_c``,
+    ``beta_c``."""
+
+    def __init__(self, input_size, hidden_size, bias=True, forget_bias=1.0, dtype="float32"):
+        super().__init__("ln_lstm", input_size, hidden_size, bias, dtype,
+                         forget_bias=forget_bias)
+
+
+class LayerNormGRUCell(RNNCellBase):
+    """One step of LayerNormGRU: ``h_1 = cell(input, h_0)``, parameters ``weight_ih``,
+    ``weight_hh``, ``bias_ih``, ``bias_hh``, ``gamma_ih``, ``gamma_hh``."""
+
+    def __init__(self, input_size, hidden_size, bias=True, dtype="float32"):
+        super().__init__("ln_gru", input_size, hidden_size, bias, dtype)

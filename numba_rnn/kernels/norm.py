@@ -1,0 +1,266 @@
+"""Layer-normalized cells: the kernels that reduce over a row, built once for any cell
+whose description has ``norm`` set (``lnlstm.py``, ``lngru.py``).
+
+LN(v; γ, β) = γ ⊙ (v − mean(v)) / sqrt(var(v) + ε) + β over each row of v, with the
+biased variance and ε = 1e-5, as ``torch.nn.LayerNorm``; x̂ = (v − mean(v))·rstd with
+rstd = 1/sqrt(var(v) + ε) is kept for backward, whose gradient is
+
+    dv = rstd ⊙ (dŷ − mean(dŷ) − x̂ ⊙ mean(dŷ ⊙ x̂)),   dŷ = γ ⊙ d(LN(v)),
+    dγ = Σ_rows d(LN(v)) ⊙ x̂,   dβ = Σ_rows d(LN(v)).
+
+A one-thread-per-unit kernel cannot normalize (each unit needs the whole row's mean and
+variance), so these kernels give one block of ROW_THREADS threads to each row; its
+threads stride over the row and meet in a shared-memory tree (``block_sum``).
+
+* ``row_kernels(dtype)``: ``forward(x, gamma, bias, y, xhat, rstd)`` normalizes every row
+  of x (N,K) into y = γ ⊙ x̂ + bias, and ``backward(dy, xhat, rstd, gamma, dx)``; the time
+  loop runs them on the input projections of all steps at once (LN(x·W_ihᵀ; γ_ih)).
+* ``norm_kernels(cell, dtype)``: one time step, a block per active batch row b:
+
+  forward: ĝ = x̂ of gh[b] = h_{t-1}·W_hhᵀ (saved in ghat[t, b], rstd in rstd[t, b, 0]);
+  each unit j runs the cell's forward_unit with rec = γ_hh ⊙ ĝ and the normalized input
+  projection gx[t] (the layer's bias already in it); a cell with ``state_norm`` then
+  normalizes the new c row (x̂ kept in ``saved`` at column G·H, rstd in rstd[t, b, 1])
+  and its ``finish_unit`` makes h from it; zoneout mixes last.
+
+  backward: the gradients reaching h_t are summed into dh_carry; with ``state_norm`` the
+  cell's ``prep_unit`` gives each unit's dĉ and dĉ·ĉ, summed over the row, and
+  ``state_grad_unit`` its share of LN's backward; each unit runs the cell's
+  backward_unit (zoneout splitting around it, as on the plain path); then the block
+  takes the gradient of the normalized recurrent projection (dgh, or dgx where it does
+  not differ) back through LN into dgh_raw[t, b], which the loop multiplies by W_hh.
+
+The units' signatures are the plain cells' (``common.py``), and the norm functions'::
+
+    finish_unit(t, b, j, H, gamma_c, beta_c, h_seq, saved)
+    prep_unit(t, b, j, H, dh, gamma_c, saved, dn_seq) -> (dĉ_j, dĉ_j·ĉ_j)
+    state_grad_unit(t, b, j, H, mean_dc, mean_dcc, rstd_c, gamma_c, saved, dn_seq) -> dc_j
+"""
+import functools
+import math
+from collections import namedtuple
+
+import numba
+import numpy as np
+
+from .. import backend
+from ..backend import cuda
+from . import registry
+from .common import zoneout_units
+
+#: A layer-normalized cell's extras: ``state_norm``: whether h_t = o ⊙ tanh(LN(c_t)), and
+#: the units' functions: ``units(dtype)`` returns NormUnits.
+NormSpec = namedtuple("NormSpec", ["state_norm"])
+NormUnits = namedtuple("NormUnits", ["forward", "backward", "finish", "prep", "state_grad"])
+
+EPS = 1e-5
+
+#: Threads per row (a power of two, for the tree): the simulator runs each as a Python
+#: thread, so few there; a GPU gets 8 warps.
+ROW_THREADS = 8 if backend.backend_name() == "simulator" else 256
+_BUF = 2 * ROW_THREADS
+
+NormKernels = namedtuple("NormKernels", ["forward", "backward"])
+RowKernels = namedtuple("RowKernels", ["forward", "backward"])
+
+
+@functools.lru_cache(maxsize=None)
+def row_functions(dtype):
+    """(block_sum, normalize, norm_grad) device functions for ``dtype``."""
+    dtype = np.dtype(dtype)
+    zero, one, eps = dtype.type(0), dtype.type(1), dtype.type(EPS)
+
+    @cuda.jit(device=True)
+    def block_sum(buf, a, b):
+        # the sums of a and of b over the block's threads, in every thread
+        tid, threads = cuda.threadIdx.x, cuda.blockDim.x
+        buf[tid] = a
+        buf[threads + tid] = b
+        cuda.syncthreads()
+        half = threads // 2
+        while half > 0:
+            if tid < half:
+                buf[tid] += buf[tid + half]
+                buf[threads + tid] += buf[threads + tid + half]
+            cuda.syncthreads()
+            half //= 2
+        sum_a, sum_b = buf[0], buf[threads]
+        cuda.syncthreads()
+        return sum_a, sum_b
+
+    @cuda.jit(device=True)
+    def normalize(buf, row, xhat, width):
+        # xhat[k] = (row[k] − mean)·rstd; returns rstd. Two passes (mean, then the
+        # squared deviations), and a barrier at the end: threads read others' xhat next.
+        tid, threads = cuda.threadIdx.x, cuda.blockDim.x
+        total = zero
+        for k in range(tid, width, threads):
+            total += row[k]
+        total, _ = block_sum(buf, total, zero)
+        mean = total / width
+        squares = zero
+        for k in range(tid, width, threads):
+            d = row[k] - mean
+            squares += d * d
+        squares, _ = block_sum(buf, squares, zero)
+        rstd = one / math.sqrt(squares / width + eps)
+        for k in range(tid, width, threads):
+            xhat[k] = (row[k] - mean) * rstd
+        cuda.syncthreads()
+        return rstd
+
+    @cuda.jit(device=True)
+    def norm_grad(buf, dy, xhat, rstd, gamma, dx, width):
+        # dx = rstd·(dŷ − mean(dŷ) − x̂·mean(dŷ·x̂)), dŷ = γ ⊙ dy, over one row
+        tid, threads = cuda.threadIdx.x, cuda.blockDim.x
+        s1, s2 = zero, zero
+        for k in range(tid, width, threads):
+            d = dy[k] * gamma[k]
+            s1 += d
+            s2 += d * xhat[k]
+        s1, s2 = block_sum(buf, s1, s2)
+        m1, m2 = s1 / width, s2 / width
+        for k in range(tid, width, threads):
+            dx[k] = rstd * (dy[k] * gamma[k] - m1 - xhat[k] * m2)
+
+    return block_sum, normalize, norm_grad
+
+
+@registry.factory(lambda: [(dtype,) for dtype in backend.FLOAT_DTYPES])
+def row_kernels(dtype):
+    dtype = np.dtype(dtype)
+    value = numba.from_dtype(dtype)
+    _, normalize, norm_grad = row_functions(dtype)
+
+    @cuda.jit
+    def forward(x, gamma, bias, y, xhat, rstd):
+        # x, y, xhat (N,K); gamma, bias (K,); rstd (N,); a block per row
+        n = cuda.blockIdx.x
+        buf = cuda.shared.array(_BUF, value)
+        width = x.shape[1]
+        r = normalize(buf, x[n], xhat[n], width)
+        for k in range(cuda.threadIdx.x, width, cuda.blockDim.x):
+            y[n, k] = gamma[k] * xhat[n, k] + bias[k]
+        if cuda.threadIdx.x == 0:
+            rstd[n] = r
+
+    @cuda.jit
+    def backward(dy, xhat, rstd, gamma, dx):
+        # dy, xhat, dx (N,K); rstd (N,); gamma (K,)
+        n = cuda.blockIdx.x
+        buf = cuda.shared.array(_BUF, value)
+        norm_grad(buf, dy[n], xhat[n], rstd[n], gamma, dx[n], dy.shape[1])
+
+    return RowKernels(forward, backward)
+
+
+def _norm_cells_and_dtypes():
+    from . import CELLS
+    return [(cell, dtype) for cell in CELLS.values() if cell.norm is not None
+            for dtype in backend.FLOAT_DTYPES]
+
+
+@registry.factory(_norm_cells_and_dtypes)
+def norm_kernels(cell, dtype):
+    dtype = np.dtype(dtype)
+    value = numba.from_dtype(dtype)
+    zero, one = dtype.type(0), dtype.type(1)
+    units = cell.units(dtype)
+    forward_unit, backward_unit = units.forward, units.backward
+    finish_unit, prep_unit, state_grad_unit = units.finish, units.prep, units.state_grad
+    state_norm = cell.norm.state_norm
+    gates = cell.num_gates
+    differs = cell.dgh_differs
+    block_sum, normalize, norm_grad = row_functions(dtype)
+    mix, split, join = zoneout_units(dtype, cell.num_states)
+
+    @cuda.jit
+    def forward(t, gx, gh, gamma_hh, b_hh, gamma_c, beta_c, h_seq, c_seq, saved, ghat, rstd,
+                zo, zoned):
+        # gx (T,B,G*H) normalized, with the bias; gh (B,G*H) = h_{t-1}·W_hhᵀ; ghat
+        # (T,B,G*H) and rstd (T,B,2) out; zo (T,B,S*H) zoneout weights when ``zoned``
+        b = cuda.blockIdx.x
+        tid, threads = cuda.threadIdx.x, cuda.blockDim.x
+        hidden = b_hh.shape[0] // gates
+        width = gates * hidden
+        buf = cuda.shared.array(_BUF, value)
+        xg = cuda.local.array(gates, value)
+        rec = cuda.local.array(gates, value)
+        r = normalize(buf, gh[b], ghat[t, b], width)
+        if tid == 0:
+            rstd[t, b, 0] = r
+        for j in range(tid, hidden, threads):
+            for g in range(gates):
+                xg[g] = gx[t, b, g * hidden + j]
+                rec[g] = gamma_hh[g * hidden + j] * ghat[t, b, g * hidden + j]
+            forward_unit(t, b, j, hidden, xg, rec, b_hh, h_seq, c_seq, saved)
+        if state_norm:
+            cuda.syncthreads()
+            r = normalize(buf, c_seq[t + 1, b], saved[t, b, width:width + hidden], hidden)
+            if tid == 0:
+                rstd[t, b, 1] = r
+            for j in range(tid, hidden, threads):
+                finish_unit(t, b, j, hidden, gamma_c, beta_c, h_seq, saved)
+        if zoned:
+            for j in range(tid, hidden, threads):
+                mix(t, b, j, hidden, zo, h_seq, c_seq)
+
+    @cuda.jit
+    def backward(t, dy, h_seq, c_seq, saved, ghat, rstd, gamma_hh, gamma_c, dh_carry,
+                 dc_carry, dgx, dgh, dgh_raw, dn_seq, zo, zoned):
+        # dgx, dgh (T,B,G*H): gradients of the normalized projections (dgh only where
+        # it differs); dgh_raw (T,B,G*H) out: of h_{t-1}·W_hhᵀ; dn_seq (T,B,H) out: of
+        # LN(c)'s output (state_norm)
+        b = cuda.blockIdx.x
+        tid, threads = cuda.threadIdx.x, cuda.blockDim.x
+        hidden = dgx.shape[2] // gates
+        buf = cuda.shared.array(_BUF, value)
+        s1, s2 = zero, zero
+        for j in range(tid, hidden, threads):
+            total_h = dy[t, b, j] + dh_carry[b, j]
+            dh_carry[b, j] = total_h
+            if state_norm:
+                dh = (one - zo[t, b, j]) * total_h if zoned else total_h
+                a1, a2 = prep_unit(t, b, j, hidden, dh, gamma_c, saved, dn_seq)
+                s1 += a1
+                s2 += a2
+        if state_norm:
+            s1, s2 = block_sum(buf, s1, s2)
+        m1, m2 = s1 / hidden, s2 / hidden
+        for j in range(tid, hidden, threads):
+            total_h = dh_carry[b, j]
+            dh, total_c = total_h, zero
+            if zoned:
+                dh, total_c = split(t, b, j, hidden, zo, total_h, dc_carry)
+            if state_norm:
+                dc_carry[b, j] += state_grad_unit(t, b, j, hidden, m1, m2, rstd[t, b, 1],
+                                                  gamma_c, saved, dn_seq)
+            backward_unit(t, b, j, hidden, dh, h_seq, c_seq, saved, dh_carry, dc_carry,
+                          dgx, dgh)
+            if zoned:
+                join(t, b, j, hidden, zo, total_h, total_c, dh_carry, dc_carry)
+        cuda.syncthreads()
+        norm_grad(buf, dgh[t, b] if differs else dgx[t, b], ghat[t, b], rstd[t, b, 0],
+                  gamma_hh, dgh_raw[t, b], gates * hidden)
+
+    return NormKernels(forward, backward)
+
+
+@functools.lru_cache(maxsize=None)
+def no_state_norm(dtype):
+    """Stand-ins for the state-norm functions of a cell without one (never called)."""
+    zero = np.dtype(dtype).type(0)
+
+    @cuda.jit(device=True)
+    def finish_unit(t, b, j, hidden, gamma_c, beta_c, h_seq, saved):
+        pass
+
+    @cuda.jit(device=True)
+    def prep_unit(t, b, j, hidden, dh, gamma_c, saved, dn_seq):
+        return zero, zero
+
+    @cuda.jit(device=True)
+    def state_grad_unit(t, b, j, hidden, m1, m2, rstd_c, gamma_c, saved, dn_seq):
+        return zero
+
+    return finish_unit, prep_unit, state_grad_unit
