@@ -31,7 +31,7 @@ import numpy as np
 
 from . import backend
 from .backend import kernel_views, launch, launch_grid, xp
-from .kernels.norm import ROW_THREADS, norm_kernels, row_kernels
+from .kernels.norm import ROW_THREADS, norm_kernels, row_kernels, row_shared_bytes
 from .kernels.steps import BLOCK_THREADS, LANES, TILE, layout, step_kernels
 from .random import dropout_mask
 
@@ -314,8 +314,9 @@ def layer_forward(cell, x, states0, params, batching, zo=None):
     if cell.norm is not None:  # gx = LN(x·W_ihᵀ; γ_ih) + b_ih, every step at once
         xhat_ih, gx_raw = xp.empty_like(gx), gx
         gx, rstd_ih = xp.empty_like(gx), xp.empty(gx.shape[0], dtype=x.dtype)
-        launch_grid(row_kernels(x.dtype).forward, gx.shape[0], ROW_THREADS, 0, gx_raw,
-                    params.gamma_ih, params.b_ih, gx, xhat_ih, rstd_ih)
+        launch_grid(row_kernels(x.dtype).forward, gx.shape[0], ROW_THREADS,
+                    row_shared_bytes(x.dtype), gx_raw, params.gamma_ih, params.b_ih, gx,
+                    xhat_ih, rstd_ih)
         width = gx.shape[1]
         norm_cache = NormCache(xhat_ih, rstd_ih,
                                xp.zeros((steps, batch, width), dtype=x.dtype),
@@ -348,9 +349,10 @@ def layer_forward(cell, x, states0, params, batching, zo=None):
         views = kernel_views(gx, gh, params.gamma_hh, params.b_hh, gamma_c, beta_c, h_seq,
                              c_seq, saved, norm_cache.ghat, norm_cache.rstd, kernel_zo)
         forward = norm_kernels(cell, x.dtype).forward
+        shared = row_shared_bytes(x.dtype)
         for t, active in enumerate(batching.batch_sizes):
             xp.matmul(h_seq[t, :active], w_hh_t, out=gh[:active])
-            launch_grid(forward, active, ROW_THREADS, 0, t, *views, zoned)
+            launch_grid(forward, active, ROW_THREADS, shared, t, *views, zoned)
     elif path == "plain":
         kernels = step_kernels(cell, x.dtype)
         gh = xp.empty((batch, cell.num_gates * hidden), dtype=x.dtype)
@@ -498,20 +500,21 @@ def _norm_layer_backward(cell, cache, params, doutput, carry, batching, dgx, dgh
     gamma_c, _ = _state_norm_params(cell, params, x.dtype)
     dh_recurrent = xp.empty_like(dh_carry)
     backward = norm_kernels(cell, x.dtype).backward
+    shared = row_shared_bytes(x.dtype)
     views = kernel_views(doutput, h_seq, c_seq, saved, ghat, rstd, params.gamma_hh, gamma_c,
                          dh_carry, dc_carry, dgx, kernel_dgh, dgh_raw, dn_seq, kernel_zo)
     sizes = batching.batch_sizes
     for t in range(len(sizes) - 1, -1, -1):
         active = sizes[t]
-        launch_grid(backward, active, ROW_THREADS, 0, t, *views, zoned)
+        launch_grid(backward, active, ROW_THREADS, shared, t, *views, zoned)
         xp.matmul(dgh_raw[t, :active], params.w_hh, out=dh_recurrent[:active])
         xp.add(dh_carry[:active], dh_recurrent[:active], out=dh_carry[:active])
 
     dgx_rows, dgh_rows = _rows(dgx), _rows(dgh)
     width = dgx_rows.shape[1]  # G·H; ĉ is saved from this column on (kernels/norm.py)
     dgx_raw = xp.empty_like(dgx_rows)  # back through LN(x·W_ihᵀ; γ_ih)
-    launch_grid(row_kernels(x.dtype).backward, dgx_rows.shape[0], ROW_THREADS, 0, dgx_rows,
-                xhat_ih, rstd_ih, params.gamma_ih, dgx_raw)
+    launch_grid(row_kernels(x.dtype).backward, dgx_rows.shape[0], ROW_THREADS, shared,
+                dgx_rows, xhat_ih, rstd_ih, params.gamma_ih, dgx_raw)
     dx = (dgx_raw @ params.w_ih).reshape(x.shape)
     extra = {}
     if state_norm:

@@ -47,10 +47,15 @@ def relative_error(analytic, numeric):
 
 
 KINDS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
+#: The parameter kinds of a layer-direction, in the reference's order, by mode.
+KINDS_OF = {"ln_lstm": ("weight_ih", "weight_hh", "bias", "gamma_ih", "gamma_hh", "gamma_c",
+                        "beta_c"),
+            "ln_gru": ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "gamma_ih", "gamma_hh")}
+_BIASES = ("bias", "bias_ih", "bias_hh")
 
 
 def num_states(mode):
-    return 2 if mode == "lstm" else 1
+    return 2 if mode in ("lstm", "ln_lstm") else 1
 
 
 def reference_results(layer, x, states, upstream, lengths=None):
@@ -80,20 +85,27 @@ def reference_results(layer, x, states, upstream, lengths=None):
     else:
         states0 = tuple(state_tm(to_numpy(s).astype(np.float64)) for s in states)
     named = dict(layer.named_parameters())
+    kinds = KINDS_OF.get(mode, KINDS)
     layers, names = [], []
     for k in range(layer.num_layers):
         directions, direction_names = [], []
         for d in range(dirs):
             suffix = f"_l{k}" + ("_reverse" if d else "")
+            rows = named["weight_ih" + suffix].shape[0]
             values = [named[kind + suffix].numpy().astype(np.float64)
-                      if kind + suffix in named else None for kind in KINDS]
-            if values[2] is None:
-                values[2] = values[3] = np.zeros(values[0].shape[0])
+                      if kind + suffix in named
+                      else np.zeros(rows) if kind in _BIASES else None for kind in kinds]
             directions.append(tuple(values))
-            direction_names.append([kind + suffix for kind in KINDS])
+            direction_names.append([kind + suffix for kind in kinds])
         layers.append(directions)
         names.append(direction_names)
-    out, finals, caches = reference.stack_forward(mode, x_tm, states0, layers, lengths=lengths)
+    zoneout = None
+    if getattr(layer, "zoneout", 0.0) and not layer.training:  # eval: z = p everywhere
+        shape = x_tm.shape[:2] + (layer.hidden_size,)
+        zoneout = [[(np.full(shape, layer.zoneout),) * num_states(mode)] * dirs
+                   for _ in range(layer.num_layers)]
+    out, finals, caches = reference.stack_forward(mode, x_tm, states0, layers, lengths=lengths,
+                                                  zoneout=zoneout)
     dx, dstates0, grads = reference.stack_backward(
         mode, to_tm(upstream[0].astype(np.float64)),
         [state_tm(u.astype(np.float64)) for u in upstream[1:]], caches)

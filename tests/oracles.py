@@ -10,7 +10,8 @@ import numba_rnn as nr
 from numba_rnn.testing import (GRADCHECK_MAX_RELATIVE_ERROR, assert_close, num_states,
                                relative_error, to_numpy)
 
-LAYERS = {"lstm": nr.LSTM, "gru": nr.GRU, "rnn_tanh": nr.RNN, "rnn_relu": nr.RNN}
+LAYERS = {"lstm": nr.LSTM, "gru": nr.GRU, "rnn_tanh": nr.RNN, "rnn_relu": nr.RNN,
+          "ln_lstm": nr.LayerNormLSTM, "ln_gru": nr.LayerNormGRU}
 
 
 def require(module):
@@ -50,10 +51,12 @@ def build_layer(mode, inputs, hidden, num_layers, dtype, **options):
 
 def make_problem(rng, mode, steps, batch, inputs, hidden, num_layers, dtype,
                  batch_first=False, with_states=True, unbatched=False, bidirectional=False,
-                 proj_size=0, bias=True, lengths=None):
+                 proj_size=0, bias=True, lengths=None, **layer_options):
     """A layer, its input and initial states as requires-grad tensors, lengths (or None),
-    and random upstream weights that turn output and final states into one scalar loss."""
-    options = dict(batch_first=batch_first, bidirectional=bidirectional, bias=bias)
+    and random upstream weights that turn output and final states into one scalar loss;
+    ``layer_options`` go to the layer as they are (zoneout=..., forget_bias=...)."""
+    options = dict(batch_first=batch_first, bidirectional=bidirectional, bias=bias,
+                   **layer_options)
     if proj_size:
         options["proj_size"] = proj_size
     layer = build_layer(mode, inputs, hidden, num_layers, dtype, **options)

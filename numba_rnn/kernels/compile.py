@@ -62,8 +62,8 @@ class CompilerUnavailable(RuntimeError):
 def exercise():
     """Run every kernel the package has, forward and backward, in this process (the
     simulator), at tiny sizes: every cell × path (and handoff) × dtype with lengths,
-    two directions, two layers, batch-first, unbatched input and a projection; the
-    cells; the optimizers with each of their variants; the embedding with strided
+    two directions, two layers, batch-first, unbatched input and a projection; zoneout
+    and DropConnect; the layer-normalized layers; the cells; the optimizers with each of their variants; the embedding with strided
     indices."""
     import numpy as np
 
@@ -88,9 +88,25 @@ def exercise():
                         out.sum().backward()
                         out, _ = layer(x[:, 0])  # unbatched
                         out.sum().backward()
+            # zoneout and DropConnect, training and eval (the plain path's variant)
+            layer = layer_class(3, 4, dtype=dtype, zoneout=0.3, weight_dropout=0.2, **extra)
+            for training in (True, False):
+                layer.train(training)
+                out, _ = layer(nr.tensor(x, requires_grad=True), lengths=[3, 1, 2])
+                out.sum().backward()
             cell_class = {"lstm": nr.LSTMCell, "gru": nr.GRUCell}.get(mode, nr.RNNCell)
             cell = cell_class(3, 4, dtype=dtype, **extra)
             result = cell(rng.standard_normal((2, 3)).astype(dtype))
+            (result[0] if isinstance(result, tuple) else result).sum().backward()
+        for layer_class, cell_class in ((nr.LayerNormLSTM, nr.LayerNormLSTMCell),
+                                        (nr.LayerNormGRU, nr.LayerNormGRUCell)):
+            for option in (dict(bidirectional=True, num_layers=2, zoneout=0.3,
+                                weight_dropout=0.2), dict(batch_first=True)):
+                layer = layer_class(3, 4, dtype=dtype, **option)
+                x = rng.standard_normal((3, 3, 3)).astype(dtype)
+                out, _ = layer(nr.tensor(x, requires_grad=True), lengths=[3, 1, 2])
+                out.sum().backward()
+            result = cell_class(3, 4, dtype=dtype)(rng.standard_normal((2, 3)).astype(dtype))
             (result[0] if isinstance(result, tuple) else result).sum().backward()
         params = [nr.nn.Parameter(rng.standard_normal(5).astype(dtype)) for _ in range(10)]
         optimizers = [nr.optim.SGD(params[:1], lr=0.1),
@@ -243,7 +259,11 @@ def blocks_per_sm(target, registers, threads, shared_bytes):
 def max_dynamic_shared(result):
     """The most dynamic shared memory a launch of this kernel may ask for on its target:
     a persistent kernel's plan may use all a block can opt in to, less its static part;
-    the other kernels use none."""
+    the row kernels of the layer norms (kernels/norm.py) their tree's buffer; the other
+    kernels count none."""
+    if result["recipe"][0] == "numba_rnn.kernels.norm":
+        import numpy as np
+        return 2 * GPU_THREADS * np.dtype(result["dtype"]).itemsize  # row_shared_bytes
     if result["path"] != "persistent":
         return 0
     return max(0, LIMITS[result["target"]].shared_per_block - result["static_shared"])

@@ -3,7 +3,8 @@ g, o); ``norm.py`` builds the kernels from these, with the row reductions.
 
 Forward, with LN over each row (norm.py) and the pre-activations
     a = LN(x_t·W_ihᵀ; γ_ih) + LN(h_{t-1}·W_hhᵀ; γ_hh) + b        (each LN over all 4H)
-(the kernel gives a unit xg = the first term plus b, rec = the second):
+(the kernel gives a unit xg = the first term plus b, rec = the second; the gates and c_t
+are lstm.py's forward unit):
     i = σ(a_i)   f = σ(a_f)   g = tanh(a_g)   o = σ(a_o)
     c_t = f ⊙ c_{t-1} + i ⊙ g
     ĉ = (c_t − mean(c_t))·rstd_c                                   (over H, by the kernel)
@@ -23,27 +24,19 @@ import functools
 import math
 
 from ..backend import cuda
+from . import lstm
 from .common import Cell, activations
 from .norm import NormSpec, NormUnits
 
 
 @functools.lru_cache(maxsize=None)
 def units(dtype):
-    one, sigmoid = activations(dtype)
+    one, _ = activations(dtype)
     zero = one - one
 
-    @cuda.jit(device=True)
-    def forward_unit(t, b, j, hidden, xg, rec, b_hh, h_seq, c_seq, saved):
-        # as lstm.py's, but h_t waits for the row's ĉ (finish_unit); b_hh is zeros
-        i = sigmoid(xg[0] + rec[0] + b_hh[j])
-        f = sigmoid(xg[1] + rec[1] + b_hh[hidden + j])
-        g = math.tanh(xg[2] + rec[2] + b_hh[2 * hidden + j])
-        o = sigmoid(xg[3] + rec[3] + b_hh[3 * hidden + j])
-        c_seq[t + 1, b, j] = f * c_seq[t, b, j] + i * g
-        saved[t, b, j] = i
-        saved[t, b, hidden + j] = f
-        saved[t, b, 2 * hidden + j] = g
-        saved[t, b, 3 * hidden + j] = o
+    # lstm.py's forward unit: its gates and c_t are this cell's; the h_t it writes is
+    # replaced by finish_unit's once the row's ĉ is known
+    forward_unit = lstm.units(dtype)[0]
 
     @cuda.jit(device=True)
     def finish_unit(t, b, j, hidden, gamma_c, beta_c, h_seq, saved):

@@ -10,7 +10,8 @@ rstd = 1/sqrt(var(v) + ε) is kept for backward, whose gradient is
 
 A one-thread-per-unit kernel cannot normalize (each unit needs the whole row's mean and
 variance), so these kernels give one block of ROW_THREADS threads to each row; its
-threads stride over the row and meet in a shared-memory tree (``block_sum``).
+threads stride over the row and meet in a shared-memory tree (``block_sum``), in
+dynamic shared memory of ``row_shared_bytes(dtype)``.
 
 * ``row_kernels(dtype)``: ``forward(x, gamma, bias, y, xhat, rstd)`` normalizes every row
   of x (N,K) into y = γ ⊙ x̂ + bias, and ``backward(dy, xhat, rstd, gamma, dx)``; the time
@@ -58,7 +59,12 @@ EPS = 1e-5
 #: Threads per row (a power of two, for the tree): the simulator runs each as a Python
 #: thread, so few there; a GPU gets 8 warps.
 ROW_THREADS = 8 if backend.backend_name() == "simulator" else 256
-_BUF = 2 * ROW_THREADS
+
+
+def row_shared_bytes(dtype):
+    """The dynamic shared memory of every kernel here: two values per thread, the
+    tree's buffer (``block_sum``)."""
+    return 2 * ROW_THREADS * np.dtype(dtype).itemsize
 
 NormKernels = namedtuple("NormKernels", ["forward", "backward"])
 RowKernels = namedtuple("RowKernels", ["forward", "backward"])
@@ -68,6 +74,7 @@ RowKernels = namedtuple("RowKernels", ["forward", "backward"])
 def row_functions(dtype):
     """(block_sum, normalize, norm_grad) device functions for ``dtype``."""
     dtype = np.dtype(dtype)
+    value = numba.from_dtype(dtype)
     zero, one, eps = dtype.type(0), dtype.type(1), dtype.type(EPS)
 
     @cuda.jit(device=True)
@@ -96,14 +103,15 @@ def row_functions(dtype):
         total = zero
         for k in range(tid, width, threads):
             total += row[k]
+        inverse = one / value(width)  # in the dtype: an int divisor would promote to float64
         total, _ = block_sum(buf, total, zero)
-        mean = total / width
+        mean = total * inverse
         squares = zero
         for k in range(tid, width, threads):
             d = row[k] - mean
             squares += d * d
         squares, _ = block_sum(buf, squares, zero)
-        rstd = one / math.sqrt(squares / width + eps)
+        rstd = one / math.sqrt(squares * inverse + eps)
         for k in range(tid, width, threads):
             xhat[k] = (row[k] - mean) * rstd
         cuda.syncthreads()
@@ -119,7 +127,8 @@ def row_functions(dtype):
             s1 += d
             s2 += d * xhat[k]
         s1, s2 = block_sum(buf, s1, s2)
-        m1, m2 = s1 / width, s2 / width
+        inverse = one / value(width)
+        m1, m2 = s1 * inverse, s2 * inverse
         for k in range(tid, width, threads):
             dx[k] = rstd * (dy[k] * gamma[k] - m1 - xhat[k] * m2)
 
@@ -136,7 +145,7 @@ def row_kernels(dtype):
     def forward(x, gamma, bias, y, xhat, rstd):
         # x, y, xhat (N,K); gamma, bias (K,); rstd (N,); a block per row
         n = cuda.blockIdx.x
-        buf = cuda.shared.array(_BUF, value)
+        buf = cuda.shared.array(0, value)
         width = x.shape[1]
         r = normalize(buf, x[n], xhat[n], width)
         for k in range(cuda.threadIdx.x, width, cuda.blockDim.x):
@@ -148,7 +157,7 @@ def row_kernels(dtype):
     def backward(dy, xhat, rstd, gamma, dx):
         # dy, xhat, dx (N,K); rstd (N,); gamma (K,)
         n = cuda.blockIdx.x
-        buf = cuda.shared.array(_BUF, value)
+        buf = cuda.shared.array(0, value)
         norm_grad(buf, dy[n], xhat[n], rstd[n], gamma, dx[n], dy.shape[1])
 
     return RowKernels(forward, backward)
@@ -183,7 +192,7 @@ def norm_kernels(cell, dtype):
         tid, threads = cuda.threadIdx.x, cuda.blockDim.x
         hidden = b_hh.shape[0] // gates
         width = gates * hidden
-        buf = cuda.shared.array(_BUF, value)
+        buf = cuda.shared.array(0, value)
         xg = cuda.local.array(gates, value)
         rec = cuda.local.array(gates, value)
         r = normalize(buf, gh[b], ghat[t, b], width)
@@ -214,7 +223,7 @@ def norm_kernels(cell, dtype):
         b = cuda.blockIdx.x
         tid, threads = cuda.threadIdx.x, cuda.blockDim.x
         hidden = dgx.shape[2] // gates
-        buf = cuda.shared.array(_BUF, value)
+        buf = cuda.shared.array(0, value)
         s1, s2 = zero, zero
         for j in range(tid, hidden, threads):
             total_h = dy[t, b, j] + dh_carry[b, j]
@@ -226,7 +235,8 @@ def norm_kernels(cell, dtype):
                 s2 += a2
         if state_norm:
             s1, s2 = block_sum(buf, s1, s2)
-        m1, m2 = s1 / hidden, s2 / hidden
+        inverse = one / value(hidden)
+        m1, m2 = s1 * inverse, s2 * inverse
         for j in range(tid, hidden, threads):
             total_h = dh_carry[b, j]
             dh, total_c = total_h, zero
