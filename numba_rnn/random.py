@@ -25,7 +25,7 @@ def normal(shape, dtype):
 
 
 def rand(shape):
-    """A host float64 array of U[0, 1) samples (dropout masks)."""
+    """A host float64 array of U[0, 1) samples."""
     return _generator.random(shape)
 
 
@@ -42,11 +42,13 @@ def device_uniform(shape, dtype):
 
 def dropout_mask(shape, p, dtype, draw=None):
     """A device mask of zeros with probability p, else 1/(1-p) (all zeros when p is 1);
-    ``draw(shape)`` gives the U[0, 1) samples (default: ``rand``)."""
+    ``draw(shape)`` gives the U[0, 1) samples, on the host or the device (default: drawn
+    on the device, ``device_uniform``)."""
+    dtype = np.dtype(dtype)
     if p >= 1.0:
         return xp.zeros(shape, dtype=dtype)
-    keep = (draw or rand)(shape) >= p
-    return backend.to_device(keep.astype(dtype) / dtype.type(1.0 - p))
+    samples = device_uniform(shape, dtype) if draw is None else backend.to_device(draw(shape))
+    return (samples >= p).astype(dtype) / dtype.type(1.0 - p)
 
 
 def integers(low, high, shape):

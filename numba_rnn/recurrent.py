@@ -558,7 +558,7 @@ def _regularizers(cell, layers, shape, dtype, zoneout, weight_dropout, draw):
                 zo[-1][d] = (xp.full(z_shape, zoneout, dtype=dtype) if draw is None else
                              (draw(z_shape, dtype) < zoneout).astype(dtype))
             if weight_dropout > 0.0 and draw is not None:
-                wm[-1][d] = dropout_mask(params.w_hh.shape, weight_dropout, np.dtype(dtype),
+                wm[-1][d] = dropout_mask(params.w_hh.shape, weight_dropout, dtype,
                                          draw=lambda shape: draw(shape, dtype))
     return zo, wm
 

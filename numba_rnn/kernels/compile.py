@@ -261,7 +261,7 @@ def max_dynamic_shared(result):
     a persistent kernel's plan may use all a block can opt in to, less its static part;
     the row kernels of the layer norms (kernels/norm.py) their tree's buffer; the other
     kernels count none."""
-    if result["recipe"][0] == "numba_rnn.kernels.norm":
+    if (result.get("recipe") or [None])[0] == "numba_rnn.kernels.norm":
         import numpy as np
         return 2 * GPU_THREADS * np.dtype(result["dtype"]).itemsize  # row_shared_bytes
     if result["path"] != "persistent":

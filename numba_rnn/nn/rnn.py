@@ -176,7 +176,8 @@ class _Recurrent(Module):
                   for names in directions for name in names]
         output, states_n, cache = recurrent.stack_forward(
             cell, x_tm, states0, layers, lengths=lengths, dropout=dropout,
-            random=random.rand if dropout > 0.0 else None, zoneout=self.zoneout,
+            random=(lambda shape: random.device_uniform(shape, self.dtype)) if dropout > 0.0
+            else None, zoneout=self.zoneout,
             weight_dropout=self.weight_dropout,
             draw=random.device_uniform if self.training else None)
         # which kernels ran (recurrent.PATHS), per layer and direction: readable, and
