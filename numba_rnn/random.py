@@ -6,6 +6,7 @@ from . import backend
 from .backend import xp
 
 _generator = np.random.default_rng()
+_device_generator = None  # cupy.random.RandomState, made on first use on a GPU
 
 
 def manual_seed(seed):
@@ -33,11 +34,20 @@ def device_uniform(shape, dtype):
     """A device array of U[0, 1) samples of ``dtype``, drawn on the device (cuRAND on a
     GPU) by a generator seeded from the package's, so that ``manual_seed`` reproduces
     it (zoneout and DropConnect masks)."""
+    global _device_generator
     seed = int(_generator.integers(0, 2**63 - 1))
     dtype = np.dtype(dtype)
-    if backend.backend_name() == "cuda":
-        return xp.random.RandomState(seed).random_sample(shape, dtype=dtype)
-    return np.random.default_rng(seed).random(shape, dtype=dtype)
+    if backend.backend_name() != "cuda":
+        return np.random.default_rng(seed).random(shape, dtype=dtype)
+    # one cuRAND generator, reseeded each call: creating one per call would set up (and
+    # later free, synchronizing) a generator every forward; Philox reseeds cheaply
+    if _device_generator is None:
+        from cupy.cuda import curand
+        _device_generator = xp.random.RandomState(
+            seed, method=curand.CURAND_RNG_PSEUDO_PHILOX4_32_10)
+    else:
+        _device_generator.seed(seed)
+    return _device_generator.random_sample(shape, dtype=dtype)
 
 
 def dropout_mask(shape, p, dtype, draw=None):

@@ -307,6 +307,9 @@ def layer_forward(cell, x, states0, params, batching, zo=None):
     path = choose_path(cell, batch, hidden, x.dtype, params.w_hr is not None,
                        zoneout=zo is not None)
     zoned = int(zo is not None)
+    if zoned and params.w_hr is not None:
+        raise ValueError("zoneout: not supported with a projection (proj_size): the state "
+                         "that zoneout mixes would be the one before W_hr")
     kernel_zo = zo if zoned else backend.placeholder(3, x.dtype)
 
     gx = _rows(x) @ params.w_ih.T

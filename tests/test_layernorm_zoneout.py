@@ -300,7 +300,12 @@ def test_layer_norm_parameters_names_shapes_and_initial_values():
     gru = nr.LayerNormGRU(3, 4, bias=False)
     assert [n for n, _ in gru.named_parameters()] == [
         "weight_ih_l0", "weight_hh_l0", "gamma_ih_l0", "gamma_hh_l0"]
-    assert [n for n, _ in nr.LayerNormLSTMCell(3, 4).named_parameters()] == per
+    cell = nr.LayerNormLSTMCell(3, 4, forget_bias=0.5)
+    assert [n for n, _ in cell.named_parameters()] == per
+    # its parameter `bias` takes the name (as torch.nn.Linear's); the module still prints
+    assert repr(cell) == "LayerNormLSTMCell(3, 4, forget_bias=0.5)"
+    assert repr(nr.LayerNormLSTMCell(3, 4, bias=False)) == "LayerNormLSTMCell(3, 4, bias=False)"
+    assert repr(nr.LayerNormLSTM(3, 4)) == "LayerNormLSTM(3, 4)"
     assert "forget_bias=2.5" in repr(lstm) and "zoneout=0.2" in repr(nr.GRU(2, 3, zoneout=0.2))
     # a state_dict round trip
     other = nr.LayerNormLSTM(3, 4, num_layers=2, bidirectional=True)
@@ -346,6 +351,8 @@ def test_paths_fall_back_to_plain_and_forcing_another_is_refused():
     (lambda: nr.RNN(2, 3, zoneout=-0.1), ValueError, "zoneout"),
     (lambda: nr.LSTM(2, 3, proj_size=2, zoneout=0.1), ValueError, "zoneout"),
     (lambda: nr.LayerNormLSTM(2, 3, forget_bias=True), TypeError, "forget_bias"),
+    (lambda: nr.LayerNormLSTM(2, 3, forget_bias=None), TypeError, "forget_bias"),
+    (lambda: nr.LayerNormLSTMCell(2, 3, forget_bias=float("nan")), ValueError, "forget_bias"),
     (lambda: nr.LayerNormGRU(2, 0), ValueError, "hidden_size"),
     (lambda: nr.LayerNormLSTMCell(2, 3, dtype="int32"), TypeError, "dtype"),
 ])
@@ -359,3 +366,27 @@ def test_bad_input_to_a_layer_norm_layer_leaves_gradients_untouched():
     with pytest.raises(ValueError, match="input"):
         layer(np.zeros((2, 1, 5), np.float32))
     assert all(p.grad is None for p in layer.parameters())
+
+
+def test_a_module_saved_whole_before_these_options_still_loads_and_runs(tmp_path):
+    """An object pickled without zoneout, weight_dropout and forget_bias (as saved by
+    earlier versions) gets them as off when loaded."""
+    layer = nr.LSTM(2, 3)
+    state = layer.__getstate__()
+    for name in ("zoneout", "weight_dropout", "forget_bias", "_has_bias"):
+        state.pop(name)
+    old = nr.LSTM.__new__(nr.LSTM)
+    old.__setstate__(state)
+    x = np.ones((2, 1, 2), np.float32)
+    assert np.array_equal(old(x)[0].numpy(), layer(x)[0].numpy())
+    assert repr(old) == "LSTM(2, 3)"
+
+
+def test_zoneout_with_a_projection_is_refused_by_the_time_loop_too(rng):
+    cell = CELLS["lstm"]
+    params = recurrent.LayerParams(*(rng.standard_normal(s) for s in ((8, 2), (8, 1), (8,),
+                                                                       (8,), (1, 2))))
+    with pytest.raises(ValueError, match="zoneout"):
+        recurrent.stack_forward(cell, rng.standard_normal((2, 1, 2)),
+                                (np.zeros((1, 1, 1)), np.zeros((1, 1, 2))), [[params]],
+                                zoneout=0.2)

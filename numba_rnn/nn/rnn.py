@@ -22,6 +22,10 @@ from .utils.rnn import PackedSequence
 
 _STATE_NAMES = ("h_0", "c_0")
 
+#: Options beyond torch.nn's, with the values that mean "off" (also what a module saved
+#: whole before they existed gets when loaded).
+_OPTION_DEFAULTS = {"zoneout": 0.0, "weight_dropout": 0.0, "forget_bias": None}
+
 #: The recurrent.LayerParams field of each kind of parameter (a layer-normalized LSTM's
 #: one ``bias`` enters with the input projection).
 _FIELD_OF_KIND = {"weight_ih": "w_ih", "weight_hh": "w_hh", "bias_ih": "b_ih",
@@ -50,11 +54,19 @@ class _Recurrent(Module):
         self._cell = CELLS[mode]
         self.input_size = check_int("input_size", input_size, 1)
         self.hidden_size = check_int("hidden_size", hidden_size, 1)
-        self.bias = check_bool("bias", bias)
+        # the flag, kept apart too: a layer-normalized LSTM cell's parameter ``bias``
+        # takes the name ``bias`` over (as torch.nn.Linear's does)
+        self.bias = self._has_bias = check_bool("bias", bias)
         self.dtype = check_dtype(dtype)
-        self.zoneout = 0.0
-        self.weight_dropout = 0.0
-        self.forget_bias = None
+        for name, default in _OPTION_DEFAULTS.items():
+            setattr(self, name, default)
+
+    def _init_forget_bias(self, forget_bias):
+        """A layer-normalized LSTM's forget_bias: a finite real number."""
+        if self.mode == "ln_lstm":
+            self.forget_bias = check_real("forget_bias", forget_bias)
+            if not math.isfinite(self.forget_bias):
+                raise ValueError(f"forget_bias: expected a finite number, got {forget_bias}")
 
     def __getstate__(self):
         # the cell's kernels are code, not state: rebuilt from ``mode`` (nr.save of a
@@ -64,6 +76,11 @@ class _Recurrent(Module):
         return state
 
     def __setstate__(self, state):
+        # options a module saved whole by an earlier version does not have
+        for name, default in _OPTION_DEFAULTS.items():
+            state.setdefault(name, default)
+        if "_has_bias" not in state:
+            state["_has_bias"] = bool(state.get("bias", True))
         self.__dict__.update(state)
         self.__dict__["_cell"] = CELLS[self.__dict__["mode"]]
 
@@ -81,13 +98,13 @@ class _Recurrent(Module):
 
         shapes = [("weight_ih", (gates, layer_input), uniform),
                   ("weight_hh", (gates, state_size), uniform)]
-        if self.bias and self.mode == "ln_lstm":
+        if self._has_bias and self.mode == "ln_lstm":
             def forget_bias(shape):
                 value = np.zeros(shape, dtype=self.dtype)
                 value[hidden:2 * hidden] = self.forget_bias
                 return value
             shapes += [("bias", (gates,), forget_bias)]
-        elif self.bias:
+        elif self._has_bias:
             shapes += [("bias_ih", (gates,), uniform), ("bias_hh", (gates,), uniform)]
         if proj_size:
             shapes += [("weight_hr", (proj_size, hidden), uniform)]
@@ -217,8 +234,7 @@ class RNNBase(_Recurrent):
         self.nonlinearity = nonlinearity if mode == "rnn" else None
         self.zoneout = check_probability("zoneout", zoneout)
         self.weight_dropout = check_probability("weight_dropout", weight_dropout)
-        if forget_bias is not None:
-            self.forget_bias = check_real("forget_bias", forget_bias)
+        self._init_forget_bias(forget_bias)
         self.num_layers = check_int("num_layers", num_layers, 1)
         self.batch_first = check_bool("batch_first", batch_first)
         self.bidirectional = check_bool("bidirectional", bidirectional)
@@ -256,6 +272,8 @@ class RNNBase(_Recurrent):
                               ("dropout", 0.0), ("bidirectional", False), ("proj_size", 0),
                               ("forget_bias", None), ("zoneout", 0.0),
                               ("weight_dropout", 0.0)):
+            if name == "forget_bias" and (self.forget_bias == 1.0 or not self._has_bias):
+                continue  # LayerNormLSTM's default, or no bias to put it in
             if getattr(self, name) != default:
                 text += f", {name}={getattr(self, name)}"
         if self.nonlinearity not in (None, "tanh"):
@@ -458,15 +476,14 @@ class RNNCellBase(_Recurrent):
         self._init_common(_check_mode(mode, nonlinearity), input_size, hidden_size, bias,
                           dtype)
         self.nonlinearity = nonlinearity if mode == "rnn" else None
-        if forget_bias is not None:
-            self.forget_bias = check_real("forget_bias", forget_bias)
+        self._init_forget_bias(forget_bias)
         self._names = self._make_parameters("", input_size, self.hidden_size, 0)
 
     def extra_repr(self):
         text = f"{self.input_size}, {self.hidden_size}"
-        if not self.bias:
+        if not self._has_bias:
             text += ", bias=False"
-        if self.forget_bias not in (None, 1.0):
+        if self.forget_bias not in (None, 1.0) and self._has_bias:
             text += f", forget_bias={self.forget_bias}"
         if self.nonlinearity not in (None, "tanh"):
             text += f", nonlinearity={self.nonlinearity!r}"
