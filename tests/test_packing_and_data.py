@@ -6,14 +6,16 @@ from collections import namedtuple
 
 import numpy as np
 import pytest
-import torch
-from torch.nn.utils import rnn as trnn
-from torch.utils import data as tdata
 
 import numba_rnn as nr
 from numba_rnn.nn.utils import rnn as nrnn
 from numba_rnn.testing import assert_close
 from numba_rnn.utils import data as ndata
+from oracles import import_torch
+
+torch = import_torch()  # every test here holds numba_rnn against PyTorch: skip without it
+from torch.nn.utils import rnn as trnn  # noqa: E402
+from torch.utils import data as tdata  # noqa: E402
 
 F64 = "float64"
 
