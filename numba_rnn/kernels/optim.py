@@ -26,6 +26,7 @@ Adadelta, with g = ±grad + weight_decay·p:
 Hyper-parameters arrive as scalars of the parameter's dtype, so float32 stays float32.
 Arrays that a variant does not use are 1-element placeholders (arguments never alias).
 """
+import functools
 import math
 
 from .. import backend
@@ -37,9 +38,29 @@ def _float_dtypes():
     return [(dtype,) for dtype in backend.FLOAT_DTYPES]
 
 
+@functools.lru_cache(maxsize=None)
+def _gradient(dtype):
+    """The device function every update starts from: (g, p) with p = param[i] and
+    g = ±grad[i] (- when maximizing) + weight_decay·p (L2 decay; none when 0)."""
+    zero = dtype.type(0)
+
+    @cuda.jit(device=True)
+    def gradient(grad, param, i, weight_decay, maximize):
+        g = grad[i]
+        if maximize:
+            g = -g
+        p = param[i]
+        if weight_decay != zero:
+            g = g + weight_decay * p
+        return g, p
+
+    return gradient
+
+
 @registry.factory(_float_dtypes)
 def sgd_kernel(dtype):
     zero = dtype.type(0)
+    gradient = _gradient(dtype)
 
     @cuda.jit
     def sgd_step(param, grad, momentum_buffer, lr, momentum, one_minus_dampening,
@@ -48,11 +69,7 @@ def sgd_kernel(dtype):
         i = cuda.grid(1)
         if i >= param.shape[0]:
             return
-        d = grad[i]
-        if maximize:
-            d = -d
-        if weight_decay != zero:
-            d = d + weight_decay * param[i]
+        d, p = gradient(grad, param, i, weight_decay, maximize)
         if momentum != zero:
             if first_step:
                 buf = d
@@ -63,7 +80,7 @@ def sgd_kernel(dtype):
                 d = d + momentum * buf
             else:
                 d = buf
-        param[i] = param[i] - lr * d
+        param[i] = p - lr * d
 
     return sgd_step
 
@@ -71,6 +88,7 @@ def sgd_kernel(dtype):
 @registry.factory(_float_dtypes)
 def adam_kernel(dtype):
     zero = dtype.type(0)
+    gradient = _gradient(dtype)
 
     @cuda.jit
     def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, weight_decay, decay,
@@ -81,15 +99,10 @@ def adam_kernel(dtype):
         i = cuda.grid(1)
         if i >= param.shape[0]:
             return
-        g = grad[i]
-        if maximize:
-            g = -g
-        p = param[i]
-        if weight_decay != zero:
-            if decoupled:
-                p = p * decay
-            else:
-                g = g + weight_decay * p
+        # decoupled (AdamW): the decay scales p instead of entering g
+        g, p = gradient(grad, param, i, zero if decoupled else weight_decay, maximize)
+        if decoupled and weight_decay != zero:
+            p = p * decay
         m = exp_avg[i]
         m = m + one_minus_beta1 * (g - m)
         v = exp_avg_sq[i] * beta2 + one_minus_beta2 * g * g
@@ -107,6 +120,7 @@ def adam_kernel(dtype):
 @registry.factory(_float_dtypes)
 def rmsprop_kernel(dtype):
     zero = dtype.type(0)
+    gradient = _gradient(dtype)
 
     @cuda.jit
     def rmsprop_step(param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha,
@@ -116,12 +130,7 @@ def rmsprop_kernel(dtype):
         i = cuda.grid(1)
         if i >= param.shape[0]:
             return
-        g = grad[i]
-        if maximize:
-            g = -g
-        p = param[i]
-        if weight_decay != zero:
-            g = g + weight_decay * p
+        g, p = gradient(grad, param, i, weight_decay, maximize)
         v = square_avg[i] * alpha + one_minus_alpha * g * g
         square_avg[i] = v
         if centered:
@@ -143,7 +152,7 @@ def rmsprop_kernel(dtype):
 
 @registry.factory(_float_dtypes)
 def adagrad_kernel(dtype):
-    zero = dtype.type(0)
+    gradient = _gradient(dtype)
 
     @cuda.jit
     def adagrad_step(param, grad, state_sum, clr, eps, weight_decay, maximize):
@@ -151,12 +160,7 @@ def adagrad_kernel(dtype):
         i = cuda.grid(1)
         if i >= param.shape[0]:
             return
-        g = grad[i]
-        if maximize:
-            g = -g
-        p = param[i]
-        if weight_decay != zero:
-            g = g + weight_decay * p
+        g, p = gradient(grad, param, i, weight_decay, maximize)
         s = state_sum[i] + g * g
         state_sum[i] = s
         param[i] = p - clr * (g / (math.sqrt(s) + eps))
@@ -166,7 +170,7 @@ def adagrad_kernel(dtype):
 
 @registry.factory(_float_dtypes)
 def adadelta_kernel(dtype):
-    zero = dtype.type(0)
+    gradient = _gradient(dtype)
 
     @cuda.jit
     def adadelta_step(param, grad, square_avg, acc_delta, lr, rho, one_minus_rho, eps,
@@ -175,12 +179,7 @@ def adadelta_kernel(dtype):
         i = cuda.grid(1)
         if i >= param.shape[0]:
             return
-        g = grad[i]
-        if maximize:
-            g = -g
-        p = param[i]
-        if weight_decay != zero:
-            g = g + weight_decay * p
+        g, p = gradient(grad, param, i, weight_decay, maximize)
         v = square_avg[i] * rho + one_minus_rho * g * g
         square_avg[i] = v
         delta = math.sqrt(acc_delta[i] + eps) / math.sqrt(v + eps) * g
