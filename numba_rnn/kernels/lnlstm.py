@@ -32,7 +32,7 @@ from .norm import NormSpec, NormUnits
 @functools.lru_cache(maxsize=None)
 def units(dtype):
     one, _ = activations(dtype)
-    zero = one - one
+    gates_backward = lstm.gate_gradients(dtype)
 
     # lstm.py's forward unit: its gates and c_t are this cell's; the h_t it writes is
     # replaced by finish_unit's once the row's ĉ is known
@@ -61,19 +61,14 @@ def units(dtype):
     @cuda.jit(device=True)
     def backward_unit(t, b, j, hidden, dh, h_seq, c_seq, saved, dh_carry, dc_carry, dgx,
                       dgh):
-        # dc_carry holds dc_t whole (the kernel added LN's share); dgh is unused
+        # dc_carry holds dc_t whole (the kernel added LN's share); saved[5H + j] holds
+        # tanh(n), h_t = o ⊙ tanh(n); dgh is unused
         i = saved[t, b, j]
         f = saved[t, b, hidden + j]
         g = saved[t, b, 2 * hidden + j]
         o = saved[t, b, 3 * hidden + j]
-        tanh_n = saved[t, b, 5 * hidden + j]
-        dc = dc_carry[b, j]
-        dgx[t, b, j] = dc * g * i * (one - i)
-        dgx[t, b, hidden + j] = dc * c_seq[t, b, j] * f * (one - f)
-        dgx[t, b, 2 * hidden + j] = dc * i * (one - g * g)
-        dgx[t, b, 3 * hidden + j] = dh * tanh_n * o * (one - o)
-        dc_carry[b, j] = dc * f
-        dh_carry[b, j] = zero
+        gates_backward(t, b, j, hidden, i, f, g, o, dc_carry[b, j], dh,
+                       saved[t, b, 5 * hidden + j], c_seq, dh_carry, dc_carry, dgx)
 
     return NormUnits(forward_unit, backward_unit, finish_unit, prep_unit, state_grad_unit)
 

@@ -25,9 +25,30 @@ from .common import Cell, activations
 
 
 @functools.lru_cache(maxsize=None)
+def gate_gradients(dtype):
+    """The device function that ends an LSTM unit's backward (this one's and the
+    layer-normalized one's, lnlstm.py): from the gates, dc_t whole and dh reaching
+    h_t = o ⊙ tanh_out, it writes da (dgx[t]) and leaves dc_t ⊙ f, and 0, in the carries."""
+    one, _ = activations(dtype)
+    zero = one - one
+
+    @cuda.jit(device=True)
+    def lstm_gate_gradients(t, b, j, hidden, i, f, g, o, dc, dh, tanh_out, c_seq, dh_carry,
+                            dc_carry, dgx):
+        dgx[t, b, j] = dc * g * i * (one - i)
+        dgx[t, b, hidden + j] = dc * c_seq[t, b, j] * f * (one - f)
+        dgx[t, b, 2 * hidden + j] = dc * i * (one - g * g)
+        dgx[t, b, 3 * hidden + j] = dh * tanh_out * o * (one - o)
+        dc_carry[b, j] = dc * f
+        dh_carry[b, j] = zero
+
+    return lstm_gate_gradients
+
+
+@functools.lru_cache(maxsize=None)
 def units(dtype):
     one, sigmoid = activations(dtype)
-    zero = one - one
+    finish = gate_gradients(dtype)
 
     @cuda.jit(device=True)
     def lstm_forward_unit(t, b, j, hidden, xg, rec, b_hh, h_seq, c_seq, saved):
@@ -56,12 +77,7 @@ def units(dtype):
         o = saved[t, b, 3 * hidden + j]
         tanh_c = math.tanh(f * c_seq[t, b, j] + i * g)
         dc = dc_carry[b, j] + dh * o * (one - tanh_c * tanh_c)
-        dgx[t, b, j] = dc * g * i * (one - i)
-        dgx[t, b, hidden + j] = dc * c_seq[t, b, j] * f * (one - f)
-        dgx[t, b, 2 * hidden + j] = dc * i * (one - g * g)
-        dgx[t, b, 3 * hidden + j] = dh * tanh_c * o * (one - o)
-        dc_carry[b, j] = dc * f
-        dh_carry[b, j] = zero
+        finish(t, b, j, hidden, i, f, g, o, dc, dh, tanh_c, c_seq, dh_carry, dc_carry, dgx)
 
     return lstm_forward_unit, lstm_backward_unit
 
