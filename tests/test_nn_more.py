@@ -669,3 +669,20 @@ def test_bad_input(name, call, error, words):
         call()
     for word in words:
         assert word in str(info.value), (word, str(info.value))
+
+
+@pytest.mark.parametrize("make", [lambda **kw: nr.nn.LayerNorm((2, 3), **kw),
+                                  lambda **kw: nr.nn.BatchNorm1d(6, **kw)],
+                         ids=["LayerNorm", "BatchNorm1d"])
+def test_norm_parameters_start_at_ones_and_zeros_and_reset_to_them(make):
+    layer = make()
+    assert np.all(layer.weight.numpy() == 1) and np.all(layer.bias.numpy() == 0)
+    with nr.no_grad():
+        layer.weight.fill_(3.0)
+        layer.bias.fill_(2.0)
+    layer.reset_parameters()
+    assert np.all(layer.weight.numpy() == 1) and np.all(layer.bias.numpy() == 0)
+    assert [n for n, _ in make(bias=False).named_parameters()] == ["weight"]
+    off = make(**({"elementwise_affine": False} if "LayerNorm" in type(layer).__name__
+                  else {"affine": False}))
+    assert off.weight is None and off.bias is None and not list(off.parameters())

@@ -141,6 +141,23 @@ def _module_input(input, state):
     return x
 
 
+def _make_affine(module, affine, bias, shape, dtype):
+    """The normalisations' ``weight`` (ones) and ``bias`` (zeros) of ``shape``, or None
+    each: without ``affine`` neither, without ``bias`` no bias."""
+    module.register_parameter("weight", Parameter(xp.ones(shape, dtype=dtype)) if affine
+                              else None)
+    module.register_parameter("bias", Parameter(xp.zeros(shape, dtype=dtype))
+                              if affine and bias else None)
+
+
+def _reset_affine(module):
+    """``weight`` back to ones and ``bias`` to zeros, in place, where they exist."""
+    for value, p in ((1, module.weight), (0, module.bias)):
+        if p is not None:
+            p._array[...] = value
+            p._version += 1
+
+
 class LayerNorm(Module):
     """Normalises the trailing ``normalized_shape`` dimensions to zero mean and unit
     (biased) variance, then scales by ``weight`` (ones) and shifts by ``bias`` (zeros),
@@ -164,24 +181,10 @@ class LayerNorm(Module):
         self.elementwise_affine = check_bool("elementwise_affine", elementwise_affine)
         check_bool("bias", bias)
         _check_device(device)
-        dtype = check_dtype(dtype)
-        if self.elementwise_affine:
-            self.weight = Parameter(xp.ones(shape, dtype=dtype))
-            if bias:
-                self.bias = Parameter(xp.zeros(shape, dtype=dtype))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _make_affine(self, self.elementwise_affine, bias, shape, check_dtype(dtype))
 
     def reset_parameters(self):
-        if self.weight is not None:
-            self.weight._array[...] = 1
-            self.weight._version += 1
-        if self.bias is not None:
-            self.bias._array[...] = 0
-            self.bias._version += 1
+        _reset_affine(self)
 
     def forward(self, input):
         x = _module_input(input, self.weight)
@@ -213,15 +216,7 @@ class BatchNorm1d(Module):
         _check_device(device)
         dtype = check_dtype(dtype)
         n = self.num_features
-        if self.affine:
-            self.weight = Parameter(xp.ones(n, dtype=dtype))
-            if bias:
-                self.bias = Parameter(xp.zeros(n, dtype=dtype))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _make_affine(self, self.affine, bias, n, dtype)
         if self.track_running_stats:
             self.register_buffer("running_mean", _wrap(xp.zeros(n, dtype=dtype)))
             self.register_buffer("running_var", _wrap(xp.ones(n, dtype=dtype)))
@@ -240,12 +235,7 @@ class BatchNorm1d(Module):
 
     def reset_parameters(self):
         self.reset_running_stats()
-        if self.weight is not None:
-            self.weight._array[...] = 1
-            self.weight._version += 1
-        if self.bias is not None:
-            self.bias._array[...] = 0
-            self.bias._version += 1
+        _reset_affine(self)
 
     def forward(self, input):
         x = _module_input(input, self.weight if self.weight is not None else self.running_mean)
