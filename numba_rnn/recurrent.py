@@ -424,8 +424,10 @@ def layer_backward(cell, cache, params, doutput, dfinals, batching):
     dc_carry = carry[1] if cell.num_states > 1 else backend.placeholder(2, x.dtype)
     sizes = batching.batch_sizes
     if cell.norm is not None:
-        return _norm_layer_backward(cell, cache, params, doutput, carry, batching, dgx, dgh,
-                                    kernel_dgh, kernel_zo, zoned)
+        dx, grads = _norm_layer_backward(cell, cache, params, doutput, batching, c_seq,
+                                         dh_carry, dc_carry, dgx, dgh, kernel_dgh, kernel_zo,
+                                         zoned)
+        return dx, tuple(carry), grads
     kernels = step_kernels(cell, x.dtype)
     if m_seq is not None:
         # h_t = m_t·W_hrᵀ: the kernel takes the gradient of m_t (as its dy, with a zero
@@ -484,18 +486,16 @@ def layer_backward(cell, cache, params, doutput, dfinals, batching):
     return dx, tuple(carry), grads
 
 
-def _norm_layer_backward(cell, cache, params, doutput, carry, batching, dgx, dgh,
-                         kernel_dgh, kernel_zo, zoned):
-    """layer_backward of a layer-normalized cell (kernels/norm.py): its step kernel
-    each step, W_hh's product by the loop, and the gradients of the input projection's
-    norm and of every gain after the loop."""
+def _norm_layer_backward(cell, cache, params, doutput, batching, c_seq, dh_carry, dc_carry,
+                         dgx, dgh, kernel_dgh, kernel_zo, zoned):
+    """The rest of layer_backward for a layer-normalized cell (kernels/norm.py), with the
+    arrays layer_backward made: its step kernel each step, W_hh's product by the loop,
+    and the gradients of the input projection's norm and of every gain after the loop.
+    Returns (dx, LayerParams of gradients); the carries end as the initial states'."""
     x, state_seqs, _, saved, _, _, (xhat_ih, rstd_ih, ghat, rstd) = cache
     steps, batch, _ = x.shape
     hidden = params.w_hh.shape[0] // cell.num_gates
     h_seq = state_seqs[0]
-    c_seq = state_seqs[1] if cell.num_states > 1 else backend.placeholder(3, x.dtype)
-    dh_carry = carry[0]
-    dc_carry = carry[1] if cell.num_states > 1 else backend.placeholder(2, x.dtype)
     state_norm = cell.norm.state_norm
     dgh_raw = xp.zeros_like(dgx)  # the gradient of h_{t-1}·W_hhᵀ
     dn_seq = (xp.zeros((steps, batch, hidden), dtype=x.dtype) if state_norm
@@ -532,7 +532,7 @@ def _norm_layer_backward(cell, cache, params, doutput, carry, batching, dgx, dgh
         gamma_ih=(dgx_rows * xhat_ih).sum(axis=0),
         gamma_hh=(dgh_rows * _rows(ghat)).sum(axis=0),
         **extra)
-    return dx, tuple(carry), grads
+    return dx, grads
 
 
 #: What stack_backward needs of stack_forward: zoneout (per layer and direction the
