@@ -1,9 +1,15 @@
 """numba_rnn against cuDNN (torch.nn.LSTM / GRU on the GPU), as ../shared/BENCHMARKS.md
-prescribes: the same work, in one process, on one GPU.
+prescribes: the same work, in one process, on one GPU; or (--device cpu) numba_rnn's CPU
+path against PyTorch's CPU layers (oneDNN), in one process with the same threads.
 
-    python benchmarks/bench_rnn.py [--cells lstm,gru] [--sets small,large,deepbench,stack]
+    python benchmarks/bench_rnn.py [--device auto|cuda|cpu|simulator]
+                                   [--cells lstm,gru] [--sets small,large,deepbench,stack]
                                    [--modes inference,training] [--quick] [--out DIR]
                                    [--repeats N] [--warmup N] [--soak N] [--bridge]
+                                   [--dtypes float32,float64]   (cpu)
+
+--device auto (the default) is the GPU where there is one, else the process's backend:
+the CPU path, or the simulator where NUMBA_ENABLE_CUDASIM=1 asks for it.
 
 For every case, before anything is timed, numba_rnn's output, final states and (training)
 every gradient are checked against PyTorch's on the case's own random weights and input;
@@ -22,10 +28,16 @@ in training: forward and backward), plus the input-side GEMMs over all steps at 
 float32 rate (three times in training: forward, dx and dW). Barrier and launch costs are
 left out, so no implementation can reach it.
 
-Without a GPU the script runs a correctness run in the simulator instead: each selected
-case scaled down to T=3, B=2, I=H=4 (same cell, layers and directions), checked against
-the NumPy reference (and PyTorch on the CPU where importable). It says so, and records no
-times: the simulator's speed means nothing.
+On the CPU (--device cpu) the case sets are BENCHMARKS.md's scaled to what two cores run
+in minutes (CPU_SETS), in float32 and float64 (--dtypes); PyTorch runs with
+torch.set_num_threads equal to Numba's thread count; each call is timed by the wall clock
+(time.perf_counter) after warm-up, every case checked against PyTorch first. These are CPU
+figures: they say nothing about the GPU kernels.
+
+--device simulator runs a correctness run in Numba's CUDA simulator instead: each
+selected case scaled down to T=3, B=2, I=H=4 (same cell, layers and directions), checked
+against the NumPy reference (and PyTorch on the CPU where importable). It says so, and
+records no times: the simulator's speed means nothing.
 """
 import argparse
 import json
@@ -55,6 +67,16 @@ SETS = {
                   Case("deepbench", "lstm", 150, 16, 256, 256, 1, 1)],
     "stack": [Case("stack", "lstm", 100, 64, 512, 512, 2, 2)],
 }
+#: The same sets scaled for a CPU (minutes on two cores for the whole run).
+CPU_SETS = {
+    "small": [Case("small", c, 100, b, h, h, 1, 1)
+              for c in ("lstm", "gru") for b in (1, 8, 32) for h in (128, 256)],
+    "large": [Case("large", c, 100, 64, 512, 512, 1, 1) for c in ("lstm", "gru")],
+    "deepbench": [Case("deepbench", "lstm", 25, 64, 512, 512, 1, 1),
+                  Case("deepbench", "lstm", 150, 16, 256, 256, 1, 1)],
+    "stack": [Case("stack", "lstm", 100, 16, 256, 256, 2, 2)],
+}
+DEVICES = ("auto", "cuda", "cpu", "simulator")
 MODES = ("inference", "training")
 GATES = {"lstm": 4, "gru": 3}
 LAYERS = {"lstm": nr.LSTM, "gru": nr.GRU}
@@ -67,6 +89,12 @@ SOAK_ALLOWANCE = 0 if ON_GPU else 16 * 1024
 
 def parse(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="auto", choices=DEVICES,
+                   help="cuda: against cuDNN; cpu: the CPU path against PyTorch on the CPU; "
+                        "simulator: a correctness run (default: cuda where there is a GPU, "
+                        "else the process's backend)")
+    p.add_argument("--dtypes", default="float32,float64",
+                   help="the CPU run's dtypes (the GPU's comparison is float32)")
     p.add_argument("--cells", default="lstm,gru")
     p.add_argument("--sets", default="small,large,deepbench,stack")
     p.add_argument("--modes", default="inference,training")
@@ -87,6 +115,12 @@ def parse(argv):
     args.cells = _choices("--cells", args.cells, GATES)
     args.sets = _choices("--sets", args.sets, SETS)
     args.modes = _choices("--modes", args.modes, MODES)
+    args.dtypes = _choices("--dtypes", args.dtypes, ("float32", "float64"))
+    if args.device == "auto":
+        args.device = "cuda" if ON_GPU else nr.backend_name()
+    if args.device not in nr.backend.available_backends():
+        p.error(f"--device: {args.device!r} is not available in this process (available: "
+                f"{', '.join(nr.backend.available_backends())})")
     if args.repeats is None:
         args.repeats = 20 if args.quick else 50
     if args.repeats < 20:
@@ -105,9 +139,10 @@ def _choices(option, text, allowed):
 
 def select_cases(args):
     cases = []
+    sets = CPU_SETS if getattr(args, "device", None) == "cpu" else SETS
     for name in args.sets:
         for cell in args.cells:
-            group = [c for c in SETS[name] if c.cell == cell]
+            group = [c for c in sets[name] if c.cell == cell]
             if args.quick and len(group) > 2:
                 group = [group[0], group[-1]]
             cases += group
@@ -161,10 +196,10 @@ class _Side:
 class Ours(_Side):
     no_grad = nr.no_grad
 
-    def __init__(self, case, rng):
+    def __init__(self, case, rng, dtype="float32"):
         self.layer = LAYERS[case.cell](case.I, case.H, num_layers=case.layers,
-                                       bidirectional=case.directions == 2)
-        self.x_host = rng.standard_normal((case.T, case.B, case.I)).astype("float32")
+                                       bidirectional=case.directions == 2, dtype=dtype)
+        self.x_host = rng.standard_normal((case.T, case.B, case.I)).astype(dtype)
         self.x = nr.tensor(self.x_host, requires_grad=True)
 
 
@@ -183,6 +218,7 @@ class Theirs(_Side):
         cls = {"lstm": library.LSTM, "gru": library.GRU}[case.cell]
         self.layer = cls(case.I, case.H, num_layers=case.layers,
                          bidirectional=case.directions == 2).to(device)
+        self.layer.to(getattr(torch, str(ours.layer.dtype)))
         self.layer.load_state_dict({k: torch.from_numpy(v)
                                     for k, v in ours.layer.state_dict().items()})
         self.x = torch.tensor(ours.x_host, device=device, requires_grad=True)
@@ -260,7 +296,8 @@ def progress(items, disable):
 def record(case, mode, implementation, **fields):
     base = {"set": case.set, "cell": case.cell, "T": case.T, "B": case.B, "I": case.I,
             "H": case.H, "layers": case.layers, "directions": case.directions,
-            "dtype": "float32", "mode": mode, "implementation": implementation,
+            "dtype": fields.pop("dtype", "float32"), "mode": mode,
+            "implementation": implementation,
             "median_ms": None, "p10_ms": None, "p90_ms": None, "repeats": 0,
             "peak_bytes": None, "max_abs_err": None}
     base.update(fields)
@@ -327,6 +364,124 @@ def run_gpu(args, cases, torch, env):
                                                               "torch"))))
         del ours, theirs
     return records
+
+
+def time_wall(fn, repeats, warmup):
+    """Per-call wall-clock times in ms of ``fn`` (synchronous on the CPU), after warm-up."""
+    import time
+
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    return times
+
+
+def run_cpu(args, cases, torch, env):
+    """numba_rnn's CPU path against PyTorch's CPU layers, same threads, each dtype."""
+    import numba
+
+    threads = numba.get_num_threads()
+    torch.set_num_threads(threads)
+    env.update(threads=threads, torch_threads=torch.get_num_threads(),
+               torch_mkldnn=bool(torch.backends.mkldnn.is_available()),
+               numba_threading_layer=None)
+    records = []
+    rng = np.random.default_rng(0)
+    for case in progress(cases, args.no_progress):
+        for dtype in args.dtypes:
+            nr.manual_seed(0)
+            ours = Ours(case, rng, dtype)
+            theirs = Theirs(torch, ours, case)
+            rtol = TOLERANCES[np.dtype(dtype)][0]
+            for mode in args.modes:
+                worst, max_abs = compare(ours.results(mode), theirs.results(mode))
+                if worst > rtol:
+                    records.append(record(case, mode, "numba_rnn", dtype=dtype,
+                                          max_abs_err=max_abs,
+                                          error=f"relative error {worst:.2e} > {rtol:.0e}: "
+                                                "not timed"))
+                    continue
+                records.append(record(case, mode, "numba_rnn", dtype=dtype, max_abs_err=max_abs,
+                                      relative_error=worst, path="plain", **percentiles(
+                                          time_wall(getattr(ours, mode), args.repeats,
+                                                    args.warmup))))
+                records.append(record(case, mode, "torch_cpu", dtype=dtype, **percentiles(
+                    time_wall(getattr(theirs, mode), args.repeats, args.warmup))))
+            del ours, theirs
+    try:
+        env["numba_threading_layer"] = numba.threading_layer()
+    except ValueError:
+        pass
+    return records
+
+
+def cpu_table(records, env):
+    by_key = {}
+    for r in records:
+        key = (r["set"], r["cell"], r["T"], r["B"], r["H"], r["layers"], r["directions"],
+               r["dtype"], r["mode"])
+        by_key.setdefault(key, {})[r["implementation"]] = r
+    lines = [f"**CPU figures** (numba_rnn's CPU path against PyTorch on the CPU; nothing here "
+             f"was run on a GPU). {env['device']}; {env['threads']} threads for both "
+             f"(Numba's layer: {env.get('numba_threading_layer')}); numba {env['numba']}, "
+             f"NumPy {env['numpy']}, PyTorch {env.get('torch')} (oneDNN: "
+             f"{env.get('torch_mkldnn')}); {env['date']}. Wall-clock medians of "
+             f"{max((r['repeats'] for r in records), default=0)} calls after warm-up; "
+             "ratio = numba_rnn / PyTorch (below 1: numba_rnn faster).", "",
+             "| set | cell | T | B | I=H | L×D | dtype | mode | numba_rnn ms (p10–p90) | "
+             "PyTorch ms (p10–p90) | ratio |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for key, impls in by_key.items():
+        s, cell, t, b, h, layers, dirs, dtype, mode = key
+        ours, theirs = impls.get("numba_rnn"), impls.get("torch_cpu")
+        head = f"| {s} | {cell} | {t} | {b} | {h} | {layers}×{dirs} | {dtype} | {mode} | "
+        if ours.get("median_ms") is None:
+            lines.append(head + f"{ours.get('error', 'not timed')} | | |")
+            continue
+        lines.append(head + f"{ours['median_ms']:.2f} ({ours['p10_ms']:.2f}–{ours['p90_ms']:.2f})"
+                     f" | {theirs['median_ms']:.2f} ({theirs['p10_ms']:.2f}–"
+                     f"{theirs['p90_ms']:.2f}) | **{ours['median_ms'] / theirs['median_ms']:.2f}** |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_cpu_ratios(records, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    theirs = {(r["set"], r["cell"], r["T"], r["B"], r["H"], r["layers"], r["directions"],
+               r["dtype"], r["mode"]): r for r in records if r["implementation"] == "torch_cpu"}
+    lines = {}
+    for r in records:
+        key = (r["set"], r["cell"], r["T"], r["B"], r["H"], r["layers"], r["directions"],
+               r["dtype"], r["mode"])
+        if r["implementation"] != "numba_rnn" or r["median_ms"] is None or key not in theirs:
+            continue
+        label = f"{r['cell']} H={r['H']} T={r['T']} {r['dtype']} {r['mode']}"
+        lines.setdefault(label, []).append((r["B"], r["median_ms"] / theirs[key]["median_ms"]))
+    if not lines:
+        return None
+    fig, ax = plt.subplots(figsize=(9, 5))
+    for label, points in sorted(lines.items()):
+        points.sort()
+        ax.plot([p[0] for p in points], [p[1] for p in points], "o-", label=label)
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("numba_rnn CPU time / PyTorch CPU time (below 1: faster)")
+    ax.set_title("CPU figures (no GPU involved)")
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def run_simulator(args, cases, torch):
@@ -484,7 +639,8 @@ def main(argv=None):
     torch = import_torch()
     env = environment()
     os.makedirs(args.out, exist_ok=True)
-    if ON_GPU:
+    plot = None
+    if args.device == "cuda":
         if torch is None or not torch.cuda.is_available():
             raise SystemExit("bench_rnn: on a GPU the comparison needs PyTorch with CUDA")
         print(f"timing {len(cases)} cases × {len(args.modes)} modes on {env['device']}")
@@ -492,11 +648,23 @@ def main(argv=None):
             records = run_gpu(args, cases, torch, env)
         table = ratio_table(records, env)
         kind = "gpu benchmark"
+    elif args.device == "cpu":
+        if torch is None:
+            raise SystemExit("bench_rnn: the CPU comparison needs PyTorch (pip install torch)")
+        if args.path not in ("auto", "plain"):
+            raise SystemExit(f"bench_rnn: --path {args.path}: the CPU path runs 'plain' only")
+        print(f"timing {len(cases)} cases × {len(args.dtypes)} dtypes × {len(args.modes)} "
+              f"modes on the CPU ({env['device']}): CPU figures, no GPU involved")
+        with nr.backend.use_backend("cpu"):
+            records = run_cpu(args, cases, torch, env)
+        table = cpu_table(records, env)
+        kind = "cpu benchmark"
     else:
         print("bench_rnn: no GPU, so this is a CORRECTNESS RUN in Numba's CUDA simulator "
               "against the NumPy reference" + (" and PyTorch on the CPU" if torch else "")
               + ": no timings, no speed claims.")
-        with recurrent.force_path(None if args.path == "auto" else args.path):
+        with nr.backend.use_backend("simulator"), \
+                recurrent.force_path(None if args.path == "auto" else args.path):
             records = run_simulator(args, cases, torch)
         table = simulator_table(records)
         kind = "simulator correctness run (no timings)"
@@ -512,10 +680,14 @@ def main(argv=None):
     with open(os.path.join(args.out, "results.md"), "w") as f:
         f.write(table)
     print(table)
-    plot = plot_ratios(records, os.path.join(args.out, "ratio.png")) if ON_GPU else None
+    if args.device == "cuda":
+        plot = plot_ratios(records, os.path.join(args.out, "ratio.png"))
+    elif args.device == "cpu":
+        plot = plot_cpu_ratios(records, os.path.join(args.out, "ratio.png"))
     print(f"wrote {args.out}/results.json, results.md"
           + (", ratio.png" if plot else " (no ratio.png: " +
-             ("no timings in the simulator" if not ON_GPU else "matplotlib not installed") + ")"))
+             ("no timings in the simulator" if args.device == "simulator"
+              else "matplotlib not installed") + ")"))
     failed = [r for r in records if r.get("error") or r.get("passed") is False]
     if args.soak and not result["soak"]["passed"]:
         return 1

@@ -6,25 +6,34 @@ import os
 import numba_rnn as nr
 
 
-def parser(description, small, large):
-    """Options every example takes. ``small`` and ``large`` map option names to the
-    tiny defaults (minutes in the simulator) and to the realistic sizes of ``--full``."""
+def parser(description, small, large, native=None):
+    """Options every example takes. ``small``, ``native`` and ``large`` map option names to
+    the sizes of the simulator (tiny: minutes there), of the CPU path or a GPU (a few
+    minutes on two cores; ``small`` when not given) and of ``--full``."""
+    native = native or small
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--full", action="store_true",
-                   help="realistic sizes (meant for a GPU): " +
+                   help="larger sizes (meant for a GPU): " +
                         ", ".join(f"{k}={v}" for k, v in large.items()))
-    for name, value in small.items():
+    for name, value in native.items():
         p.add_argument("--" + name.replace("_", "-"), type=type(value), default=None,
-                       help=f"default {value} ({large[name]} with --full)")
+                       help=f"default {value} ({small[name]} in the simulator, "
+                            f"{large[name]} with --full)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=".", help="folder for the PNG plot (default: here)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
-def settle(args, small, large):
-    """Fill each size option left unset from ``--full``'s sizes or the tiny ones."""
-    chosen = large if args.full else small
+def settle(args, small, large, native=None):
+    """Fill each size option left unset from ``--full``'s sizes, the simulator's tiny ones
+    there, or the CPU path's and GPU's (``native``)."""
+    if args.full:
+        chosen = large
+    elif nr.backend_name() == "simulator" or native is None:
+        chosen = small
+    else:
+        chosen = native
     for name, value in chosen.items():
         if getattr(args, name) is None:
             setattr(args, name, value)

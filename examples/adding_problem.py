@@ -26,6 +26,7 @@ SMALL = dict(steps_per_seq=6, hidden=6, batch=8, train_steps=80, lr=0.02)
 LARGE = dict(steps_per_seq=100, hidden=128, batch=64, train_steps=4000, lr=0.001)
 BASELINE = 1.0 / 6.0
 LEARNED = BASELINE / 10
+NATIVE = dict(steps_per_seq=100, hidden=64, batch=32, train_steps=2000, lr=0.005)
 
 
 def adding_batch(rng, steps, batch):
@@ -56,7 +57,7 @@ class Regressor(nr.nn.Module):
 
 
 def main(argv=None):
-    args = settle(parser(__doc__.splitlines()[0], SMALL, LARGE).parse_args(argv), SMALL, LARGE)
+    args = settle(parser(__doc__.splitlines()[0], SMALL, LARGE, NATIVE).parse_args(argv), SMALL, LARGE, NATIVE)
     announce("adding problem", args, list(SMALL))
     nr.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)

@@ -25,6 +25,8 @@ TEXT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "sonnets
 SMALL = dict(embed=8, hidden=16, batch=4, bptt=8, train_steps=100, lr=0.01, sample_every=50)
 LARGE = dict(embed=64, hidden=512, batch=32, bptt=100, train_steps=3000, lr=0.002,
              sample_every=500)
+NATIVE = dict(embed=32, hidden=128, batch=16, bptt=50, train_steps=400, lr=0.005,
+              sample_every=100)
 
 
 class CharLM(nr.nn.Module):
@@ -66,9 +68,9 @@ def sample(model, alphabet, rng, prime="Shall ", length=120, temperature=0.8):
 
 
 def main(argv=None):
-    p = parser(__doc__.splitlines()[0], SMALL, LARGE)
+    p = parser(__doc__.splitlines()[0], SMALL, LARGE, NATIVE)
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
-    args = settle(p.parse_args(argv), SMALL, LARGE)
+    args = settle(p.parse_args(argv), SMALL, LARGE, NATIVE)
     announce("char-level LM", args, list(SMALL))
     nr.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)

@@ -20,6 +20,7 @@ from _common import announce, parser, plot_curves, progress, settle
 FEATURES = 5  # input_size = output_size = 5, as in seed 002
 SMALL = dict(seq_len=8, hidden=8, batch=6, train_steps=60, lr=0.02)
 LARGE = dict(seq_len=200, hidden=256, batch=64, train_steps=2000, lr=0.002)
+NATIVE = dict(seq_len=50, hidden=64, batch=32, train_steps=300, lr=0.005)
 
 
 def waves(rng, batch, seq_len, noise=0.05):
@@ -44,7 +45,7 @@ class Forecaster(nr.nn.Module):
 
 
 def main(argv=None):
-    args = settle(parser(__doc__.splitlines()[0], SMALL, LARGE).parse_args(argv), SMALL, LARGE)
+    args = settle(parser(__doc__.splitlines()[0], SMALL, LARGE, NATIVE).parse_args(argv), SMALL, LARGE, NATIVE)
     announce("sequence regression", args, list(SMALL))
     nr.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)

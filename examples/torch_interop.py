@@ -27,6 +27,7 @@ from regression import FEATURES, waves
 
 SMALL = dict(seq_len=8, hidden=8, batch=6, train_steps=40, lr=0.02)
 LARGE = dict(seq_len=200, hidden=256, batch=64, train_steps=2000, lr=0.002)
+NATIVE = dict(seq_len=50, hidden=64, batch=32, train_steps=200, lr=0.005)
 
 
 class Forecaster(torch.nn.Module):
@@ -43,7 +44,7 @@ class Forecaster(torch.nn.Module):
 
 
 def main(argv=None):
-    args = settle(parser(__doc__.splitlines()[0], SMALL, LARGE).parse_args(argv), SMALL, LARGE)
+    args = settle(parser(__doc__.splitlines()[0], SMALL, LARGE, NATIVE).parse_args(argv), SMALL, LARGE, NATIVE)
     announce("PyTorch model with numba_rnn.torch.LSTM", args, list(SMALL))
     device = "cuda" if nr.backend_name() == "cuda" else "cpu"
     torch.manual_seed(args.seed)

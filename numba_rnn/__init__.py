@@ -1,12 +1,13 @@
 """numba_rnn: LSTM, GRU and Elman RNN layers for NVIDIA GPUs, with numba.cuda kernels and
-hand-derived backward passes, in PyTorch's image. See docs/API.md for the contract."""
+hand-derived backward passes, in PyTorch's image; without a GPU the same cell math runs
+compiled for the CPU. See docs/API.md for the contract."""
 import builtins as _builtins
 import numbers as _numbers
 
 import numpy as _np
 
 from . import autograd, cuda, nn, optim, serialization, utils
-from .backend import backend_name
+from .backend import available_backends, backend_name, set_backend, use_backend
 from .checkpoint import load, save
 from .functions import *  # noqa: F401,F403  (creation, joining, function forms)
 from .functions import __all__ as _functions
@@ -54,7 +55,8 @@ BoolTensor = _legacy("BoolTensor", bool)
 ByteTensor = _legacy("ByteTensor", uint8)
 
 __all__ = ["Tensor", "tensor", "Size", "device", "no_grad", "enable_grad",
-           "set_grad_enabled", "is_grad_enabled", "backend_name", "manual_seed", "nn",
+           "set_grad_enabled", "is_grad_enabled", "backend_name", "available_backends",
+           "set_backend", "use_backend", "manual_seed", "nn",
            "optim", "utils", "autograd", "cuda", "serialization", "save", "load", "LSTM", "GRU", "RNN",
            "LSTMCell", "GRUCell", "RNNCell", "LayerNormLSTM", "LayerNormGRU", "LayerNormLSTMCell",
            "LayerNormGRUCell", "float32", "float", "float64", "double",

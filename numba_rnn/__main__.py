@@ -15,8 +15,10 @@ import numba_rnn as nr
 from numba_rnn import backend
 from numba_rnn.testing import TOLERANCES, reference_results, relative_error
 
-# (T, B, I, H, layers): small enough for the simulator, realistic on a GPU.
-SIZES = {"simulator": (5, 3, 4, 8, 2), "cuda": (100, 64, 512, 512, 2)}
+# (T, B, I, H, layers): small enough for the simulator, a model's size on the CPU path,
+# realistic on a GPU.
+SIZES = {"simulator": (5, 3, 4, 8, 2), "cpu": (50, 16, 64, 128, 2),
+         "cuda": (100, 64, 512, 512, 2)}
 
 
 def run_layer(layer_cls, steps, batch, inputs, hidden, layers, dtype, rng):
@@ -54,8 +56,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m numba_rnn", description=__doc__.split("\n")[1])
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--backend", choices=backend.available_backends(),
+                        help="where to run (default: the GPU if there is one, else the CPU "
+                             "path; 'simulator' runs the CUDA kernels in Numba's simulator)")
     args = parser.parse_args(argv)
 
+    if args.backend:
+        backend.set_backend(args.backend)
     name = backend.backend_name()
     steps, batch, inputs, hidden, layers = SIZES[name]
     nr.manual_seed(args.seed)

@@ -1,14 +1,27 @@
-"""GPU or simulator, the array module, and moving data on and off the device.
+"""Where the kernels run (GPU, CPU or simulator), the array module, and moving data on and
+off the device.
 
-The choice is made once, at import, before ``numba.cuda`` is first imported (Numba reads
-``NUMBA_ENABLE_CUDASIM`` then):
+Four backends (``backend_name()``):
 
-* ``NUMBA_RNN_COMPILE_ONLY=1``: no device at all. ``numba.cuda`` is the real target, so
+* ``"cuda"``: a GPU (CuPy sees a CUDA device), CuPy storage, the ``numba.cuda`` kernels;
+* ``"cpu"``: the same cell math compiled for the processor by ``numba.njit``
+  (``kernels/targets.py``), NumPy storage, threads from Numba's threading layer: the
+  default on a machine without a GPU;
+* ``"simulator"``: the ``numba.cuda`` kernels in Numba's CUDA simulator on NumPy storage,
+  one Python thread per GPU thread: exact and slow, for testing the CUDA kernels where no
+  GPU is (``NUMBA_ENABLE_CUDASIM=1``, ``NUMBA_RNN_BACKEND=simulator``, or
+  ``set_backend("simulator")``);
+* ``"compile-only"`` (``NUMBA_RNN_COMPILE_ONLY=1``): ``numba.cuda`` is the real target, so
   the kernels can be compiled for GPUs (``numba_rnn.kernels.compile``) on a machine
-  without one; nothing can be launched, and storage is NumPy;
-* ``NUMBA_ENABLE_CUDASIM=1`` in the environment: the simulator, as asked;
-* otherwise, if CuPy imports and sees a CUDA device: the GPU, with CuPy storage;
-* otherwise: Numba's CUDA simulator on NumPy storage, with one warning saying so.
+  without one; nothing can be launched, and storage is NumPy.
+
+The storage is chosen once, at import, before ``numba.cuda`` is first imported (Numba
+reads ``NUMBA_ENABLE_CUDASIM`` then): CuPy when a GPU is there and neither the simulator
+nor the CPU was asked for (``NUMBA_RNN_BACKEND=cpu`` keeps a GPU machine on the CPU), else
+NumPy, with ``numba.cuda`` as the simulator. Without a GPU, "cpu" and "simulator" share
+NumPy storage, so ``set_backend`` (the process's default) and ``use_backend`` (a context,
+for this thread) move between them at any time: the tests run the CUDA kernels in the
+simulator and the CPU path natively in one process.
 
 Everything else in the package asks this module for the array module (``xp``), for
 launch configurations and for kernel launches, and never imports CuPy itself.
@@ -17,6 +30,7 @@ import contextlib
 import functools
 import os
 import sys
+import threading
 import warnings
 from collections import namedtuple
 
@@ -24,12 +38,32 @@ import numpy as np
 
 _SIM_VAR = "NUMBA_ENABLE_CUDASIM"
 _COMPILE_ONLY_VAR = "NUMBA_RNN_COMPILE_ONLY"
+_BACKEND_VAR = "NUMBA_RNN_BACKEND"
+#: The backends a process may ask for by name (``NUMBA_RNN_BACKEND``, ``set_backend``).
+BACKENDS = ("cuda", "cpu", "simulator")
+
+
+def _asked():
+    """The backend ``NUMBA_RNN_BACKEND`` asks for (checked), or None."""
+    asked = os.environ.get(_BACKEND_VAR, "").strip().lower()
+    if not asked:
+        return None
+    if asked not in BACKENDS:
+        raise ValueError(f"{_BACKEND_VAR}: expected one of {', '.join(BACKENDS)}, got "
+                         f"{os.environ[_BACKEND_VAR]!r}")
+    return asked
+
+
+def _sim_requested():
+    return os.environ.get(_SIM_VAR, "0") not in ("", "0")
 
 
 def _find_gpu():
     """Return (cupy module, None) when a usable GPU is there, else (None, reason)."""
-    if os.environ.get(_SIM_VAR, "0") not in ("", "0"):
+    if _sim_requested():
         return None, f"{_SIM_VAR}={os.environ[_SIM_VAR]} is set"
+    if _asked() in ("cpu", "simulator"):
+        return None, f"{_BACKEND_VAR}={_asked()} is set"
     try:
         import cupy
     except Exception as exc:  # ImportError, or a CUDA library that fails to load
@@ -43,51 +77,50 @@ def _find_gpu():
     return cupy, None
 
 
-def _caller_stacklevel():
-    """The stacklevel of the user's line that imported numba_rnn, so that the warning
-    points there: the package's own frames are counted, importlib's are not (the warnings
-    module skips those by itself)."""
-    package = os.path.dirname(os.path.abspath(__file__))
-    frame, level = sys._getframe(1), 1
-    while frame is not None:
-        name = frame.f_code.co_filename
-        if not name.startswith("<frozen"):
-            if not os.path.abspath(name).startswith(package):
-                return level
-            level += 1
-        frame = frame.f_back
-    return 1
-
-
 _COMPILE_ONLY = os.environ.get(_COMPILE_ONLY_VAR, "0") not in ("", "0")
+_SIM_ASKED = _sim_requested()  # before the package sets the variable itself, below
 if _COMPILE_ONLY:
-    if os.environ.get(_SIM_VAR, "0") not in ("", "0"):
+    if _SIM_ASKED:
         raise RuntimeError(f"numba_rnn: {_COMPILE_ONLY_VAR}=1 compiles for real GPUs, which "
                            f"Numba's simulator cannot do; unset {_SIM_VAR}")
-    _cupy, _why_simulator = None, None
+    _cupy, _why_no_gpu = None, None
 else:
-    _cupy, _why_simulator = _find_gpu()
-if _cupy is None and not _COMPILE_ONLY:
-    os.environ[_SIM_VAR] = "1"
+    _cupy, _why_no_gpu = _find_gpu()
+#: Whether ``numba.cuda`` is Numba's simulator in this process (no GPU, not compile-only).
+CUDA_SIMULATED = _cupy is None and not _COMPILE_ONLY
+if CUDA_SIMULATED:
     if "numba.cuda" in sys.modules:
         from numba.cuda.core import config as _numba_cuda_config
 
-        if not _numba_cuda_config.ENABLE_CUDASIM:
-            raise RuntimeError(
-                "numba_rnn found no usable GPU (" + _why_simulator + ") and must run in "
-                "Numba's CUDA simulator, but numba.cuda was imported before numba_rnn "
-                f"without it; set {_SIM_VAR}=1 or import numba_rnn first"
-            )
-    if _why_simulator != f"{_SIM_VAR}=1 is set":
-        warnings.warn(
-            f"numba_rnn: no usable GPU ({_why_simulator}); running the kernels in Numba's "
-            "CUDA simulator on NumPy arrays. Results are exact but slow.",
-            RuntimeWarning,
-            stacklevel=_caller_stacklevel(),
-        )
+        # numba.cuda was imported for the real target before numba_rnn: the CPU path
+        # still runs, the simulator cannot
+        CUDA_SIMULATED = bool(_numba_cuda_config.ENABLE_CUDASIM)
+    else:
+        os.environ[_SIM_VAR] = "1"  # for numba.cuda's import below; unset after it
+
+if _COMPILE_ONLY:
+    _default = "compile-only"
+elif _cupy is not None:
+    if _asked() not in (None, "cuda"):
+        raise AssertionError("unreachable: a GPU is only taken when no other backend is asked")
+    _default = "cuda"
+else:
+    if _asked() == "cuda":
+        warnings.warn(f"numba_rnn: {_BACKEND_VAR}=cuda, but there is no usable GPU "
+                      f"({_why_no_gpu}); running on the CPU", RuntimeWarning, stacklevel=2)
+    _default = "simulator" if (_SIM_ASKED or _asked() == "simulator") else "cpu"
+    if _default == "simulator" and not CUDA_SIMULATED:
+        raise RuntimeError(
+            "numba_rnn: the simulator was asked for, but numba.cuda was imported before "
+            f"numba_rnn without it; set {_SIM_VAR}=1 or import numba_rnn first")
 
 import numba  # noqa: E402  (after the simulator switch above)
 from numba import cuda  # noqa: E402
+
+if CUDA_SIMULATED and not _SIM_ASKED and "numba.cuda" in sys.modules:
+    # numba.cuda chose the simulator at its import; the variable goes, so that child
+    # processes (DataLoader workers, subprocesses) choose for themselves (the CPU path)
+    os.environ.pop(_SIM_VAR, None)
 from numba.core.errors import NumbaPerformanceWarning  # noqa: E402
 
 #: The array module of device storage: ``cupy`` on a GPU, ``numpy`` in the simulator.
@@ -97,12 +130,63 @@ _ON_GPU = _cupy is not None
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def backend_name():
-    """``"cuda"`` when kernels run on a GPU, ``"simulator"`` in Numba's CUDA simulator
-    (``"compile-only"`` in a process that only compiles them)."""
+_local = threading.local()
+
+
+def available_backends():
+    """The backends this process can switch between (``set_backend``): ``("cuda",)`` with
+    a GPU, ``("cpu", "simulator")`` without one (``("cpu",)`` when numba.cuda was imported
+    for the real target before numba_rnn), ``("compile-only",)`` in a compile-only
+    process."""
     if _COMPILE_ONLY:
-        return "compile-only"
-    return "cuda" if _ON_GPU else "simulator"
+        return ("compile-only",)
+    if _ON_GPU:
+        return ("cuda",)
+    return ("cpu", "simulator") if CUDA_SIMULATED else ("cpu",)
+
+
+def backend_name():
+    """Where this thread's layers, optimizers and other kernels run: ``"cuda"`` on a GPU,
+    ``"cpu"`` for the CPU path (numba.njit), ``"simulator"`` for the CUDA kernels in Numba's
+    simulator (``"compile-only"`` in a process that only compiles them)."""
+    return getattr(_local, "backend", None) or _default
+
+
+def _checked(name):
+    if name not in available_backends():
+        why = ("there is a GPU: storage is CuPy's" if _ON_GPU
+               else "there is no usable GPU (" + str(_why_no_gpu) + ")" if name == "cuda"
+               else "numba.cuda was imported for the real target before numba_rnn"
+               if name == "simulator" else "this process only compiles kernels")
+        raise ValueError(f"backend: expected one of {', '.join(available_backends())} in this "
+                         f"process, got {name!r} ({why})")
+    return name
+
+
+def set_backend(name):
+    """Make ``name`` the process's backend ("cpu" or "simulator" where there is no GPU;
+    "cuda" where there is one) and return the previous one. Storage does not change:
+    without a GPU both keep NumPy arrays, so tensors and modules carry over."""
+    global _default
+    previous, _default = _default, _checked(name)
+    return previous
+
+
+@contextlib.contextmanager
+def use_backend(name):
+    """Within this context this thread runs on backend ``name`` (see ``set_backend``)."""
+    _checked(name)
+    previous = getattr(_local, "backend", None)
+    _local.backend = name
+    try:
+        yield
+    finally:
+        _local.backend = previous
+
+
+def on_cpu():
+    """Whether this thread's kernels are the CPU path's (``kernels/targets.py``)."""
+    return backend_name() == "cpu"
 
 
 def is_device_array(a):
@@ -151,10 +235,27 @@ def scatter_add(target, key, values):
 def device_description():
     """A short human-readable description of where the kernels run."""
     if not _ON_GPU:
-        return "Numba CUDA simulator on the CPU (" + _why_simulator + ")"
+        import platform
+
+        import numba
+
+        where = (f"CPU, {numba.get_num_threads()} Numba threads "
+                 f"({numba.threading_layer() if _threading_layer_known() else 'threading layer not started'})"
+                 if backend_name() == "cpu" else "Numba CUDA simulator on the CPU")
+        return f"{where}; {platform.processor() or platform.machine()}; no GPU ({_why_no_gpu})"
     props = _cupy.cuda.runtime.getDeviceProperties(_cupy.cuda.Device().id)
     name = props["name"]
     return name.decode() if isinstance(name, bytes) else str(name)
+
+
+def _threading_layer_known():
+    try:
+        import numba
+
+        numba.threading_layer()
+        return True
+    except ValueError:  # no parallel function has run yet
+        return False
 
 
 def synchronize():
@@ -165,7 +266,7 @@ def synchronize():
 
 # Threads per block. In the simulator every thread is a Python thread and a block's threads
 # run together, so blocks are kept small there.
-_THREADS = 256 if _ON_GPU else 32
+_THREADS = 32 if CUDA_SIMULATED else 256
 
 
 #: Dynamic shared memory a block may use without an opt-in (48 KiB on every CUDA GPU,
@@ -289,6 +390,8 @@ if _ON_GPU:
         """Launch ``kernel`` on ``blocks`` × ``threads`` with ``shared_bytes`` of dynamic
         shared memory on CuPy's current stream. Arguments may be CuPy arrays, views from
         ``kernel_views``, or scalars; the launch configuration is built once and reused."""
+        if getattr(kernel, "on_cpu", False):
+            raise ValueError("a CPU-path kernel cannot run on GPU storage")
         args = [_kernel_arg(a) for a in args]
         if _recorder is not None:
             _recorder(kernel, blocks, threads, shared_bytes, args)
@@ -363,7 +466,11 @@ else:
 
     def launch_grid(kernel, blocks, threads, shared_bytes, *args):
         """Launch ``kernel`` on ``blocks`` × ``threads`` with ``shared_bytes`` of dynamic
-        shared memory (simulator: runs it to completion)."""
+        shared memory (simulator: runs it to completion). A CPU-path kernel
+        (``kernels/targets.py``) runs over ``blocks`` items (rows) instead."""
+        if getattr(kernel, "on_cpu", False):
+            kernel(blocks, *args)
+            return
         if _COMPILE_ONLY:
             raise RuntimeError(f"numba_rnn: {_COMPILE_ONLY_VAR}=1 compiles kernels and "
                                "launches none")
@@ -388,7 +495,11 @@ else:
 
 
 def launch(kernel, n, *args):
-    """Launch ``kernel`` over ``n`` work items, one thread each. Nothing is launched for
+    """Launch ``kernel`` over ``n`` work items, one thread each (a CPU-path kernel:
+    ``kernel(n, *args)``, its loop spread over Numba's threads). Nothing is launched for
     n = 0 (a launch of zero blocks is an error on a GPU)."""
     if n > 0:
-        launch_grid(kernel, *grid_1d(n), 0, *args)
+        if getattr(kernel, "on_cpu", False):
+            kernel(n, *args)
+        else:
+            launch_grid(kernel, *grid_1d(n), 0, *args)

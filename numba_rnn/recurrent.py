@@ -256,13 +256,16 @@ def fused_plan(cell, hidden, dtype, batch=1):
 def choose_path(cell, batch, hidden, dtype, projection, on_gpu=None, validated=None,
                 zoneout=False):
     """The path a layer-direction runs: the forced one (checked), or the automatic
-    choice by problem size and what fits on chip. A projection, zoneout and the
-    layer-normalized cells (their own row kernels, GEMMs between) run on "plain" only."""
+    choice by problem size and what fits on chip. A projection, zoneout, the
+    layer-normalized cells (their own row kernels, GEMMs between) and the CPU backend
+    (its one kernel variant) run on "plain" only."""
     on_gpu = backend.backend_name() == "cuda" if on_gpu is None else on_gpu
     validated = FUSED_VALIDATED_ON_GPU if validated is None else validated
     forced = forced_path()
     only_plain = ("an LSTM with proj_size" if projection else "zoneout" if zoneout
                   else f"a {cell.name} cell" if cell.norm is not None else None)
+    if backend.on_cpu():
+        only_plain = only_plain or "the CPU path"
     if forced is not None:
         if forced != "plain" and only_plain:
             raise ValueError(f"path: {forced!r} cannot run {only_plain}; only 'plain' can")

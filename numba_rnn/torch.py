@@ -46,13 +46,14 @@ def _device_index(tensor):
 
 def _to_backend(tensor):
     """The tensor's memory as a backend array: a CuPy view of a CUDA tensor, a NumPy
-    view of a CPU tensor in the simulator (a copy on the GPU for a CPU tensor)."""
+    view of a CPU tensor without a GPU (a copy on the GPU for a CPU tensor)."""
     tensor = tensor.detach()
     if tensor.is_cuda:
         if backend.backend_name() != "cuda":
-            raise RuntimeError("numba_rnn found no usable GPU and runs its kernels in the "
-                               "simulator on the CPU; move the module and its inputs to the "
-                               "CPU (module.cpu()) to use it there")
+            raise RuntimeError(f"numba_rnn runs on {backend.backend_name()!r} here (storage "
+                               "in host memory): it found no usable GPU or was asked for the "
+                               "CPU; move the module and its inputs to the CPU "
+                               "(module.cpu()) to use it there")
         return backend.xp.from_dlpack(tensor)
     return backend.to_device(tensor.numpy())
 

@@ -1,8 +1,17 @@
+import os
+
 import numpy as np
 import pytest
 
 import numba_rnn as nr
+from numba_rnn import backend
 from numba_rnn.kernels import registry
+
+# Without a GPU the suite runs the CUDA kernels in the simulator (the CPU path's tests,
+# test_cpu_path.py and those marked below, switch to "cpu" themselves), unless
+# NUMBA_RNN_BACKEND names a backend for the whole run.
+if not os.environ.get("NUMBA_RNN_BACKEND") and backend.backend_name() == "cpu":
+    backend.set_backend("simulator")
 
 #: Every kernel launch of the session, with its argument types: the compile check
 #: (test_compile.py, run last) compiles each kernel as the tests launched it.

@@ -33,7 +33,7 @@ def run(script, *args):
 
 @pytest.mark.skipif(backend.backend_name() != "simulator", reason="the simulator's run")
 def test_correctness_run_in_the_simulator(tmp_path):
-    code, out = run("bench_rnn.py", "--sets", "small,stack", "--quick", "--soak", "5",
+    code, out = run("bench_rnn.py", "--device", "simulator", "--sets", "small,stack", "--quick", "--soak", "5",
                     "--no-progress", "--out", str(tmp_path))
     assert code == 0, out
     assert "CORRECTNESS RUN" in out and "no speed claims" in out
@@ -54,7 +54,7 @@ def test_correctness_run_in_the_simulator(tmp_path):
 
 @pytest.mark.skipif(backend.backend_name() != "simulator", reason="the simulator's run")
 def test_forced_path_in_the_correctness_run(tmp_path):
-    code, out = run("bench_rnn.py", "--sets", "deepbench", "--path", "persistent",
+    code, out = run("bench_rnn.py", "--device", "simulator", "--sets", "deepbench", "--path", "persistent",
                     "--no-progress", "--out", str(tmp_path))
     assert code == 0, out
     result = json.loads((tmp_path / "results.json").read_text())
@@ -194,3 +194,28 @@ def test_the_bridge_is_checked_in_the_correctness_run(tmp_path):
     assert bench.main(["--sets", "stack", "--bridge", "--no-progress", "--out", str(tmp_path)]) == 0
     for r in json.loads((tmp_path / "results.json").read_text())["records"]:
         assert r["bridge_relative_error"] < 1e-4 and r["passed"]
+
+
+def test_cpu_run_times_both_sides_after_checking_them(tmp_path):
+    """--device cpu: the CPU path against PyTorch on the CPU, both dtypes, a record per
+    side with wall-clock percentiles, the table saying these are CPU figures."""
+    pytest.importorskip("torch")
+    if "cpu" not in backend.available_backends():
+        pytest.skip("no CPU path where storage is on a GPU")
+    bench = load_bench()
+    assert bench.main(["--device", "cpu", "--sets", "small", "--cells", "gru", "--quick",
+                       "--repeats", "20", "--warmup", "1", "--no-progress",
+                       "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "results.json").read_text())
+    assert result["kind"] == "cpu benchmark"
+    records = result["records"]
+    assert {(r["implementation"], r["dtype"], r["mode"]) for r in records} == {
+        (i, d, m) for i in ("numba_rnn", "torch_cpu") for d in ("float32", "float64")
+        for m in ("inference", "training")}
+    for r in records:
+        assert FIELDS <= set(r) and r["median_ms"] > 0 and r["repeats"] == 20
+        assert r["p10_ms"] <= r["median_ms"] <= r["p90_ms"]
+    assert all(r["relative_error"] < 1e-4 for r in records if r["implementation"] == "numba_rnn")
+    table = (tmp_path / "results.md").read_text()
+    assert table.startswith("**CPU figures**") and "nothing here was run on a GPU" in table
+    assert result["environment"]["threads"] == result["environment"]["torch_threads"]

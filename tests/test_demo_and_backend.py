@@ -28,24 +28,40 @@ def test_demo_checks_against_the_reference(dtype):
         assert f"{layer} " in done.stdout and "[ok" in done.stdout
 
 
-def test_backend_is_chosen_by_itself_and_says_so_once():
-    code = "import numba_rnn as nr, numba_rnn.nn, numba_rnn.tensor; print(nr.backend_name())"
+def test_backend_is_chosen_by_itself():
+    """A GPU where there is one; else the CPU path, silently (no simulator warning), and
+    no NUMBA_ENABLE_CUDASIM left for child processes to inherit."""
+    code = ("import os, numba_rnn as nr, numba_rnn.nn, numba_rnn.tensor\n"
+            "print(nr.backend_name(), os.environ.get('NUMBA_ENABLE_CUDASIM'))")
     done = run(["-c", code])
     assert done.returncode == 0, done.stderr
-    name = done.stdout.strip()
-    assert name in ("cuda", "simulator")
-    if name == "simulator":
-        assert done.stderr.count("no usable GPU") == 1, done.stderr
-    else:
-        assert "no usable GPU" not in done.stderr
+    name, variable = done.stdout.split()
+    assert name in ("cuda", "cpu") and variable == "None"
+    assert "simulator" not in done.stderr and "Warning" not in done.stderr, done.stderr
 
 
-def test_simulator_on_request_is_silent():
+@pytest.mark.parametrize("env", [{"NUMBA_ENABLE_CUDASIM": "1"},
+                                 {"NUMBA_RNN_BACKEND": "simulator"}])
+def test_simulator_on_request_is_silent(env):
+    done = run(["-c", "import numba_rnn as nr; print(nr.backend_name(), "
+                      "nr.available_backends())"], **env)
+    assert done.stdout.split()[0] == "simulator", done.stderr
+    assert "Warning" not in done.stderr
+
+
+def test_cpu_on_request_and_bad_names_refused():
     done = run(["-c", "import numba_rnn as nr; print(nr.backend_name())"],
-               NUMBA_ENABLE_CUDASIM="1")
-    assert done.stdout.strip() == "simulator"
-    assert "no usable GPU" not in done.stderr
-    assert nr.backend_name() in ("cuda", "simulator")
+               NUMBA_RNN_BACKEND="cpu")
+    assert done.stdout.strip() == "cpu", done.stderr
+    bad = run(["-c", "import numba_rnn"], NUMBA_RNN_BACKEND="tpu")
+    assert bad.returncode != 0 and "NUMBA_RNN_BACKEND: expected one of cuda, cpu, simulator, " \
+        "got 'tpu'" in bad.stderr
+
+
+def test_demo_on_the_simulator_when_asked():
+    done = run(["-m", "numba_rnn", "--backend", "simulator"])
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "on simulator" in done.stdout and "all checks passed" in done.stdout
 
 
 def test_compile_only_mode_builds_kernels_for_the_real_target_and_launches_none():

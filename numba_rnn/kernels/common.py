@@ -1,8 +1,10 @@
 """What every cell shares: the cell description the time loop reads, typed constants and
-activations, and the thread-to-unit mapping.
+activations, and zoneout's functions.
 
 A cell is described by a ``Cell``; ``numba_rnn.recurrent`` runs any cell from it and
-never asks which one it is. A cell contributes two device functions, the math of one
+never asks which one it is. A cell contributes two functions, written once and compiled
+for a ``target`` (``targets.py``: CUDA device functions, or numba.njit functions for the
+CPU path), the math of one
 hidden unit j of one batch row b at step t, with ``H`` the hidden size, ``G`` the number
 of gates and ``W`` the saved width in units of ``H``::
 
@@ -28,7 +30,8 @@ of gates and ``W`` the saved width in units of ``H``::
                        where it equals dgx the unit does not write it
 
 ``kernels/steps.py`` builds each kernel variant (GEMM plus gate kernel, fused step,
-persistent) from these; arguments a cell does not use are 1-element placeholders.
+persistent; the CPU path has the first) from these; arguments a cell does not use are
+1-element placeholders.
 
 A unit reads the previous states at index t of h_seq, c_seq and nothing at index t+1 in
 backward (what it needs of the new states it saves, or recomputes), so that zoneout
@@ -43,7 +46,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from ..backend import cuda
+from . import targets
 
 Cell = namedtuple(
     "Cell",
@@ -53,7 +56,8 @@ Cell = namedtuple(
         "num_states",    # S: 2 for (h, c), 1 for h
         "saved_width",   # W: columns of `saved` per step, in units of H
         "dgh_differs",   # whether the backward kernel writes a dgh separate from dgx
-        "units",         # units(dtype) -> (forward_unit, backward_unit) device functions
+        "units",         # units(dtype, target) -> (forward_unit, backward_unit), compiled
+                         # for targets.CUDA or targets.CPU
         "norm",          # None, or for layer-normalized cells: norm.NormSpec
     ],
     defaults=[None],
@@ -61,29 +65,20 @@ Cell = namedtuple(
 
 
 @functools.lru_cache(maxsize=None)
-def activations(dtype):
+def activations(dtype, target):
     """``(one, sigmoid)`` for ``dtype``: the constant is typed so that float32 kernels
     stay in float32 (an untyped ``1.0`` would promote their arithmetic to float64)."""
     one = np.dtype(dtype).type(1)
 
-    @cuda.jit(device=True)
+    @targets.device(target)
     def sigmoid(x):
         return one / (one + math.exp(-x))
 
     return one, sigmoid
 
 
-@cuda.jit(device=True)
-def unit_of_thread(batch, hidden):
-    """(b, j) of this thread's (batch row, hidden unit), or (-1, -1) past the end."""
-    idx = cuda.grid(1)
-    if idx >= batch * hidden:
-        return -1, -1
-    return idx // hidden, idx % hidden
-
-
 @functools.lru_cache(maxsize=None)
-def zoneout_units(dtype, num_states):
+def zoneout_units(dtype, num_states, target):
     """Zoneout's device functions (Krueger et al. 2016), with zo (T,B,S*H) the weights of
     the previous states, z = a 0/1 mask in training, p in eval:
 
@@ -97,7 +92,7 @@ def zoneout_units(dtype, num_states):
     zero = one - one
     two = num_states > 1
 
-    @cuda.jit(device=True)
+    @targets.device(target)
     def mix(t, b, j, hidden, zo, h_seq, c_seq):
         z = zo[t, b, j]
         h_seq[t + 1, b, j] = z * h_seq[t, b, j] + (one - z) * h_seq[t + 1, b, j]
@@ -105,7 +100,7 @@ def zoneout_units(dtype, num_states):
             z = zo[t, b, hidden + j]
             c_seq[t + 1, b, j] = z * c_seq[t, b, j] + (one - z) * c_seq[t + 1, b, j]
 
-    @cuda.jit(device=True)
+    @targets.device(target)
     def split(t, b, j, hidden, zo, total_h, dc_carry):
         # returns (the unit's dh, the whole gradient reaching c_t)
         total_c = zero
@@ -114,7 +109,7 @@ def zoneout_units(dtype, num_states):
             dc_carry[b, j] = (one - zo[t, b, hidden + j]) * total_c
         return (one - zo[t, b, j]) * total_h, total_c
 
-    @cuda.jit(device=True)
+    @targets.device(target)
     def join(t, b, j, hidden, zo, total_h, total_c, dh_carry, dc_carry):
         dh_carry[b, j] += zo[t, b, j] * total_h
         if two:

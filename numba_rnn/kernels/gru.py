@@ -17,15 +17,15 @@ Backward, with dh the gradient reaching the new h_t (the kernel sums it):
 import functools
 import math
 
-from ..backend import cuda
+from . import targets
 from .common import Cell, activations
 
 
 @functools.lru_cache(maxsize=None)
-def units(dtype):
-    one, sigmoid = activations(dtype)
+def units(dtype, target):
+    one, sigmoid = activations(dtype, target)
 
-    @cuda.jit(device=True)
+    @targets.device(target)
     def gru_forward_unit(t, b, j, hidden, xg, rec, b_hh, h_seq, c_seq, saved):
         # xg (3,): this unit's input projections gx[t, b, g·H + j]; rec (3,): its
         # recurrent sums; b_hh (3H,), h_seq (T+1,B,H), saved (T,B,4H); c_seq is unused
@@ -39,7 +39,7 @@ def units(dtype):
         saved[t, b, 2 * hidden + j] = n
         saved[t, b, 3 * hidden + j] = gh_n
 
-    @cuda.jit(device=True)
+    @targets.device(target)
     def gru_backward_unit(t, b, j, hidden, dh, h_seq, c_seq, saved, dh_carry, dc_carry,
                           dgx, dgh):
         # h_seq (T+1,B,H), saved (T,B,4H), dh_carry (B,H) in/out,

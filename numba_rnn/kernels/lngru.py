@@ -17,8 +17,8 @@ from .norm import NormSpec, NormUnits, no_state_norm
 
 
 @functools.lru_cache(maxsize=None)
-def units(dtype):
-    return NormUnits(*gru.units(dtype), *no_state_norm(dtype))
+def units(dtype, target):
+    return NormUnits(*gru.units(dtype, target), *no_state_norm(dtype, target))
 
 
 CELL = Cell(name="ln_gru", num_gates=3, num_states=1, saved_width=4, dgh_differs=True,

@@ -23,29 +23,28 @@ dgx[t] = da: both normalized projections and b enter a the same way.
 import functools
 import math
 
-from ..backend import cuda
-from . import lstm
+from . import lstm, targets
 from .common import Cell, activations
 from .norm import NormSpec, NormUnits
 
 
 @functools.lru_cache(maxsize=None)
-def units(dtype):
-    one, _ = activations(dtype)
-    gates_backward = lstm.gate_gradients(dtype)
+def units(dtype, target):
+    one, _ = activations(dtype, target)
+    gates_backward = lstm.gate_gradients(dtype, target)
 
     # lstm.py's forward unit: its gates and c_t are this cell's; the h_t it writes is
     # replaced by finish_unit's once the row's ĉ is known
-    forward_unit = lstm.units(dtype)[0]
+    forward_unit = lstm.units(dtype, target)[0]
 
-    @cuda.jit(device=True)
+    @targets.device(target)
     def finish_unit(t, b, j, hidden, gamma_c, beta_c, h_seq, saved):
         # saved[t, b, 4H + j] holds ĉ
         tanh_n = math.tanh(gamma_c[j] * saved[t, b, 4 * hidden + j] + beta_c[j])
         saved[t, b, 5 * hidden + j] = tanh_n
         h_seq[t + 1, b, j] = saved[t, b, 3 * hidden + j] * tanh_n
 
-    @cuda.jit(device=True)
+    @targets.device(target)
     def prep_unit(t, b, j, hidden, dh, gamma_c, saved, dn_seq):
         o = saved[t, b, 3 * hidden + j]
         tanh_n = saved[t, b, 5 * hidden + j]
@@ -54,11 +53,11 @@ def units(dtype):
         dchat = dn * gamma_c[j]
         return dchat, dchat * saved[t, b, 4 * hidden + j]
 
-    @cuda.jit(device=True)
+    @targets.device(target)
     def state_grad_unit(t, b, j, hidden, m1, m2, rstd_c, gamma_c, saved, dn_seq):
         return rstd_c * (dn_seq[t, b, j] * gamma_c[j] - m1 - saved[t, b, 4 * hidden + j] * m2)
 
-    @cuda.jit(device=True)
+    @targets.device(target)
     def backward_unit(t, b, j, hidden, dh, h_seq, c_seq, saved, dh_carry, dc_carry, dgx,
                       dgh):
         # dc_carry holds dc_t whole (the kernel added LN's share); saved[5H + j] holds

@@ -20,19 +20,19 @@ dgx[t] = dgh[t] = da: the input and recurrent projections enter a the same way.
 import functools
 import math
 
-from ..backend import cuda
+from . import targets
 from .common import Cell, activations
 
 
 @functools.lru_cache(maxsize=None)
-def gate_gradients(dtype):
+def gate_gradients(dtype, target):
     """The device function that ends an LSTM unit's backward (this one's and the
     layer-normalized one's, lnlstm.py): from the gates, dc_t whole and dh reaching
     h_t = o ⊙ tanh_out, it writes da (dgx[t]) and leaves dc_t ⊙ f, and 0, in the carries."""
-    one, _ = activations(dtype)
+    one, _ = activations(dtype, target)
     zero = one - one
 
-    @cuda.jit(device=True)
+    @targets.device(target)
     def lstm_gate_gradients(t, b, j, hidden, i, f, g, o, dc, dh, tanh_out, c_seq, dh_carry,
                             dc_carry, dgx):
         dgx[t, b, j] = dc * g * i * (one - i)
@@ -46,11 +46,11 @@ def gate_gradients(dtype):
 
 
 @functools.lru_cache(maxsize=None)
-def units(dtype):
-    one, sigmoid = activations(dtype)
-    finish = gate_gradients(dtype)
+def units(dtype, target):
+    one, sigmoid = activations(dtype, target)
+    finish = gate_gradients(dtype, target)
 
-    @cuda.jit(device=True)
+    @targets.device(target)
     def lstm_forward_unit(t, b, j, hidden, xg, rec, b_hh, h_seq, c_seq, saved):
         # xg (4,): this unit's input projections gx[t, b, g·H + j]; rec (4,): its
         # recurrent sums; b_hh (4H,), h_seq and c_seq (T+1,B,H), saved (T,B,4H)
@@ -66,7 +66,7 @@ def units(dtype):
         saved[t, b, 2 * hidden + j] = g
         saved[t, b, 3 * hidden + j] = o
 
-    @cuda.jit(device=True)
+    @targets.device(target)
     def lstm_backward_unit(t, b, j, hidden, dh, h_seq, c_seq, saved, dh_carry, dc_carry,
                            dgx, dgh):
         # h_seq and c_seq (T+1,B,H), saved (T,B,4H), dh_carry and dc_carry (B,H) in/out,

@@ -10,8 +10,9 @@ rstd = 1/sqrt(var(v) + ε) is kept for backward, whose gradient is
 
 A one-thread-per-unit kernel cannot normalize (each unit needs the whole row's mean and
 variance), so these kernels give one block of ROW_THREADS threads to each row; its
-threads stride over the row and meet in a shared-memory tree (``block_sum``), in
-dynamic shared memory of ``row_shared_bytes(dtype)``.
+threads stride over the row and meet in a shared-memory tree (``targets.primitives``'
+``row_sum``), in dynamic shared memory of ``row_shared_bytes(dtype)``. On the CPU path
+(``targets.row_kernel``) a row is one thread's work and the rows spread over threads.
 
 * ``row_kernels(dtype)``: ``forward(x, gamma, bias, y, xhat, rstd)`` normalizes every row
   of x (N,K) into y = γ ⊙ x̂ + bias, and ``backward(dy, xhat, rstd, gamma, dx)``; the time
@@ -45,8 +46,7 @@ import numba
 import numpy as np
 
 from .. import backend
-from ..backend import cuda
-from . import registry
+from . import registry, targets
 from .common import zoneout_units
 
 #: A layer-normalized cell's extras: ``state_norm``: whether h_t = o ⊙ tanh(LN(c_t)), and
@@ -57,13 +57,13 @@ NormUnits = namedtuple("NormUnits", ["forward", "backward", "finish", "prep", "s
 EPS = 1e-5
 
 #: Threads per row (a power of two, for the tree): the simulator runs each as a Python
-#: thread, so few there; a GPU gets 8 warps.
-ROW_THREADS = 8 if backend.backend_name() == "simulator" else 256
+#: thread, so few there; a GPU gets 8 warps. (The CPU path gives a row one thread.)
+ROW_THREADS = 8 if backend.CUDA_SIMULATED else 256
 
 
 def row_shared_bytes(dtype):
     """The dynamic shared memory of every kernel here: two values per thread, the
-    tree's buffer (``block_sum``)."""
+    tree's buffer (``targets.primitives``' row_sum)."""
     return 2 * ROW_THREADS * np.dtype(dtype).itemsize
 
 NormKernels = namedtuple("NormKernels", ["forward", "backward"])
@@ -71,96 +71,76 @@ RowKernels = namedtuple("RowKernels", ["forward", "backward"])
 
 
 @functools.lru_cache(maxsize=None)
-def row_functions(dtype):
-    """(block_sum, normalize, norm_grad) device functions for ``dtype``."""
+def row_functions(dtype, target):
+    """(normalize, norm_grad) for ``dtype`` and ``target``: the threads of a row
+    (``targets.primitives``) stride over it and meet in ``buf``."""
     dtype = np.dtype(dtype)
     value = numba.from_dtype(dtype)
     zero, one, eps = dtype.type(0), dtype.type(1), dtype.type(EPS)
+    lane, barrier, row_sum = targets.primitives(target)
 
-    @cuda.jit(device=True)
-    def block_sum(buf, a, b):
-        # the sums of a and of b over the block's threads, in every thread
-        tid, threads = cuda.threadIdx.x, cuda.blockDim.x
-        buf[tid] = a
-        buf[threads + tid] = b
-        cuda.syncthreads()
-        half = threads // 2
-        while half > 0:
-            if tid < half:
-                buf[tid] += buf[tid + half]
-                buf[threads + tid] += buf[threads + tid + half]
-            cuda.syncthreads()
-            half //= 2
-        sum_a, sum_b = buf[0], buf[threads]
-        cuda.syncthreads()
-        return sum_a, sum_b
-
-    @cuda.jit(device=True)
+    @targets.device(target)
     def normalize(buf, row, xhat, width):
         # xhat[k] = (row[k] − mean)·rstd; returns rstd. Two passes (mean, then the
         # squared deviations), and a barrier at the end: threads read others' xhat next.
-        tid, threads = cuda.threadIdx.x, cuda.blockDim.x
+        tid, threads = lane()
         total = zero
         for k in range(tid, width, threads):
             total += row[k]
         inverse = one / value(width)  # in the dtype: an int divisor would promote to float64
-        total, _ = block_sum(buf, total, zero)
+        total, _ = row_sum(buf, total, zero)
         mean = total * inverse
         squares = zero
         for k in range(tid, width, threads):
             d = row[k] - mean
             squares += d * d
-        squares, _ = block_sum(buf, squares, zero)
+        squares, _ = row_sum(buf, squares, zero)
         rstd = one / math.sqrt(squares * inverse + eps)
         for k in range(tid, width, threads):
             xhat[k] = (row[k] - mean) * rstd
-        cuda.syncthreads()
+        barrier()
         return rstd
 
-    @cuda.jit(device=True)
+    @targets.device(target)
     def norm_grad(buf, dy, xhat, rstd, gamma, dx, width):
         # dx = rstd·(dŷ − mean(dŷ) − x̂·mean(dŷ·x̂)), dŷ = γ ⊙ dy, over one row
-        tid, threads = cuda.threadIdx.x, cuda.blockDim.x
+        tid, threads = lane()
         s1, s2 = zero, zero
         for k in range(tid, width, threads):
             d = dy[k] * gamma[k]
             s1 += d
             s2 += d * xhat[k]
-        s1, s2 = block_sum(buf, s1, s2)
+        s1, s2 = row_sum(buf, s1, s2)
         inverse = one / value(width)
         m1, m2 = s1 * inverse, s2 * inverse
         for k in range(tid, width, threads):
             dx[k] = rstd * (dy[k] * gamma[k] - m1 - xhat[k] * m2)
 
-    return block_sum, normalize, norm_grad
+    return normalize, norm_grad
 
 
 @registry.factory(lambda: [(dtype,) for dtype in backend.FLOAT_DTYPES])
-def row_kernels(dtype):
+def row_kernels(dtype, target):
     dtype = np.dtype(dtype)
-    value = numba.from_dtype(dtype)
-    _, normalize, norm_grad = row_functions(dtype)
+    normalize, norm_grad = row_functions(dtype, target)
+    lane, _, _ = targets.primitives(target)
 
-    @cuda.jit
-    def forward(x, gamma, bias, y, xhat, rstd):
-        # x, y, xhat (N,K); gamma, bias (K,); rstd (N,); a block per row
-        n = cuda.blockIdx.x
-        buf = cuda.shared.array(0, value)
+    def forward_row(n, buf, x, gamma, bias, y, xhat, rstd):
+        # x, y, xhat (N,K); gamma, bias (K,); rstd (N,); one row n
+        tid, threads = lane()
         width = x.shape[1]
         r = normalize(buf, x[n], xhat[n], width)
-        for k in range(cuda.threadIdx.x, width, cuda.blockDim.x):
+        for k in range(tid, width, threads):
             y[n, k] = gamma[k] * xhat[n, k] + bias[k]
-        if cuda.threadIdx.x == 0:
+        if tid == 0:
             rstd[n] = r
 
-    @cuda.jit
-    def backward(dy, xhat, rstd, gamma, dx):
+    def backward_row(n, buf, dy, xhat, rstd, gamma, dx):
         # dy, xhat, dx (N,K); rstd (N,); gamma (K,)
-        n = cuda.blockIdx.x
-        buf = cuda.shared.array(0, value)
         norm_grad(buf, dy[n], xhat[n], rstd[n], gamma, dx[n], dy.shape[1])
 
-    return RowKernels(forward, backward)
+    return RowKernels(targets.row_kernel(forward_row, target, dtype),
+                      targets.row_kernel(backward_row, target, dtype))
 
 
 def _norm_cells_and_dtypes():
@@ -170,31 +150,28 @@ def _norm_cells_and_dtypes():
 
 
 @registry.factory(_norm_cells_and_dtypes)
-def norm_kernels(cell, dtype):
+def norm_kernels(cell, dtype, target):
     dtype = np.dtype(dtype)
     value = numba.from_dtype(dtype)
     zero, one = dtype.type(0), dtype.type(1)
-    units = cell.units(dtype)
+    units = cell.units(dtype, target)
     forward_unit, backward_unit = units.forward, units.backward
     finish_unit, prep_unit, state_grad_unit = units.finish, units.prep, units.state_grad
     state_norm = cell.norm.state_norm
     gates = cell.num_gates
     differs = cell.dgh_differs
-    block_sum, normalize, norm_grad = row_functions(dtype)
-    mix, split, join = zoneout_units(dtype, cell.num_states)
+    normalize, norm_grad = row_functions(dtype, target)
+    lane, barrier, row_sum = targets.primitives(target)
+    mix, split, join = zoneout_units(dtype, cell.num_states, target)
 
-    @cuda.jit
-    def forward(t, gx, gh, gamma_hh, b_hh, gamma_c, beta_c, h_seq, c_seq, saved, ghat, rstd,
-                zo, zoned):
+    def forward_row(b, buf, xg, rec, t, gx, gh, gamma_hh, b_hh, gamma_c, beta_c, h_seq, c_seq,
+                    saved, ghat, rstd, zo, zoned):
         # gx (T,B,G*H) normalized, with the bias; gh (B,G*H) = h_{t-1}·W_hhᵀ; ghat
-        # (T,B,G*H) and rstd (T,B,2) out; zo (T,B,S*H) zoneout weights when ``zoned``
-        b = cuda.blockIdx.x
-        tid, threads = cuda.threadIdx.x, cuda.blockDim.x
+        # (T,B,G*H) and rstd (T,B,2) out; zo (T,B,S*H) zoneout weights when ``zoned``;
+        # xg, rec (G,) the thread's scratch
+        tid, threads = lane()
         hidden = b_hh.shape[0] // gates
         width = gates * hidden
-        buf = cuda.shared.array(0, value)
-        xg = cuda.local.array(gates, value)
-        rec = cuda.local.array(gates, value)
         r = normalize(buf, gh[b], ghat[t, b], width)
         if tid == 0:
             rstd[t, b, 0] = r
@@ -204,7 +181,7 @@ def norm_kernels(cell, dtype):
                 rec[g] = gamma_hh[g * hidden + j] * ghat[t, b, g * hidden + j]
             forward_unit(t, b, j, hidden, xg, rec, b_hh, h_seq, c_seq, saved)
         if state_norm:
-            cuda.syncthreads()
+            barrier()
             r = normalize(buf, c_seq[t + 1, b], saved[t, b, width:width + hidden], hidden)
             if tid == 0:
                 rstd[t, b, 1] = r
@@ -214,16 +191,13 @@ def norm_kernels(cell, dtype):
             for j in range(tid, hidden, threads):
                 mix(t, b, j, hidden, zo, h_seq, c_seq)
 
-    @cuda.jit
-    def backward(t, dy, h_seq, c_seq, saved, ghat, rstd, gamma_hh, gamma_c, dh_carry,
-                 dc_carry, dgx, dgh, dgh_raw, dn_seq, zo, zoned):
+    def backward_row(b, buf, t, dy, h_seq, c_seq, saved, ghat, rstd, gamma_hh, gamma_c,
+                     dh_carry, dc_carry, dgx, dgh, dgh_raw, dn_seq, zo, zoned):
         # dgx, dgh (T,B,G*H): gradients of the normalized projections (dgh only where
         # it differs); dgh_raw (T,B,G*H) out: of h_{t-1}·W_hhᵀ; dn_seq (T,B,H) out: of
         # LN(c)'s output (state_norm)
-        b = cuda.blockIdx.x
-        tid, threads = cuda.threadIdx.x, cuda.blockDim.x
+        tid, threads = lane()
         hidden = dgx.shape[2] // gates
-        buf = cuda.shared.array(0, value)
         s1, s2 = zero, zero
         for j in range(tid, hidden, threads):
             total_h = dy[t, b, j] + dh_carry[b, j]
@@ -234,7 +208,7 @@ def norm_kernels(cell, dtype):
                 s1 += a1
                 s2 += a2
         if state_norm:
-            s1, s2 = block_sum(buf, s1, s2)
+            s1, s2 = row_sum(buf, s1, s2)
         inverse = one / value(hidden)
         m1, m2 = s1 * inverse, s2 * inverse
         for j in range(tid, hidden, threads):
@@ -249,27 +223,28 @@ def norm_kernels(cell, dtype):
                           dgx, dgh)
             if zoned:
                 join(t, b, j, hidden, zo, total_h, total_c, dh_carry, dc_carry)
-        cuda.syncthreads()
+        barrier()
         norm_grad(buf, dgh[t, b] if differs else dgx[t, b], ghat[t, b], rstd[t, b, 0],
                   gamma_hh, dgh_raw[t, b], gates * hidden)
 
-    return NormKernels(forward, backward)
+    return NormKernels(targets.row_kernel(forward_row, target, dtype, (gates, gates)),
+                       targets.row_kernel(backward_row, target, dtype))
 
 
 @functools.lru_cache(maxsize=None)
-def no_state_norm(dtype):
+def no_state_norm(dtype, target):
     """Stand-ins for the state-norm functions of a cell without one (never called)."""
     zero = np.dtype(dtype).type(0)
 
-    @cuda.jit(device=True)
+    @targets.device(target)
     def finish_unit(t, b, j, hidden, gamma_c, beta_c, h_seq, saved):
         pass
 
-    @cuda.jit(device=True)
+    @targets.device(target)
     def prep_unit(t, b, j, hidden, dh, gamma_c, saved, dn_seq):
         return zero, zero
 
-    @cuda.jit(device=True)
+    @targets.device(target)
     def state_grad_unit(t, b, j, hidden, m1, m2, rstd_c, gamma_c, saved, dn_seq):
         return zero
 

@@ -25,13 +25,14 @@ Adadelta, with g = ±grad + weight_decay·p:
 
 Hyper-parameters arrive as scalars of the parameter's dtype, so float32 stays float32.
 Arrays that a variant does not use are 1-element placeholders (arguments never alias).
+Each update is written once, as the function of one element i, and compiled for the GPU
+and the CPU (``targets.grid_kernel``).
 """
 import functools
 import math
 
 from .. import backend
-from ..backend import cuda
-from . import registry
+from . import registry, targets
 
 
 def _float_dtypes():
@@ -39,12 +40,12 @@ def _float_dtypes():
 
 
 @functools.lru_cache(maxsize=None)
-def _gradient(dtype):
+def _gradient(dtype, target):
     """The device function every update starts from: (g, p) with p = param[i] and
     g = ±grad[i] (- when maximizing) + weight_decay·p (L2 decay; none when 0)."""
     zero = dtype.type(0)
 
-    @cuda.jit(device=True)
+    @targets.device(target)
     def gradient(grad, param, i, weight_decay, maximize):
         g = grad[i]
         if maximize:
@@ -58,15 +59,13 @@ def _gradient(dtype):
 
 
 @registry.factory(_float_dtypes)
-def sgd_kernel(dtype):
+def sgd_kernel(dtype, target):
     zero = dtype.type(0)
-    gradient = _gradient(dtype)
+    gradient = _gradient(dtype, target)
 
-    @cuda.jit
-    def sgd_step(param, grad, momentum_buffer, lr, momentum, one_minus_dampening,
+    def sgd_item(i, param, grad, momentum_buffer, lr, momentum, one_minus_dampening,
                  weight_decay, nesterov, maximize, first_step):
         # param, grad, momentum_buffer (N,); flags are 0 or 1
-        i = cuda.grid(1)
         if i >= param.shape[0]:
             return
         d, p = gradient(grad, param, i, weight_decay, maximize)
@@ -82,21 +81,19 @@ def sgd_kernel(dtype):
                 d = buf
         param[i] = p - lr * d
 
-    return sgd_step
+    return targets.grid_kernel(sgd_item, target, "sgd_step")
 
 
 @registry.factory(_float_dtypes)
-def adam_kernel(dtype):
+def adam_kernel(dtype, target):
     zero = dtype.type(0)
-    gradient = _gradient(dtype)
+    gradient = _gradient(dtype, target)
 
-    @cuda.jit
-    def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, weight_decay, decay,
+    def adam_item(i, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, weight_decay, decay,
                   one_minus_beta1, beta2, one_minus_beta2, eps, step_size,
                   bias_correction2_sqrt, amsgrad, maximize, decoupled):
         # param, grad, exp_avg, exp_avg_sq (N,); max_exp_avg_sq (N,) with amsgrad;
         # decay = 1 - lr·weight_decay (AdamW)
-        i = cuda.grid(1)
         if i >= param.shape[0]:
             return
         # decoupled (AdamW): the decay scales p instead of entering g
@@ -114,20 +111,18 @@ def adam_kernel(dtype):
         denom = math.sqrt(v) / bias_correction2_sqrt + eps
         param[i] = p - step_size * (m / denom)
 
-    return adam_step
+    return targets.grid_kernel(adam_item, target, "adam_step")
 
 
 @registry.factory(_float_dtypes)
-def rmsprop_kernel(dtype):
+def rmsprop_kernel(dtype, target):
     zero = dtype.type(0)
-    gradient = _gradient(dtype)
+    gradient = _gradient(dtype, target)
 
-    @cuda.jit
-    def rmsprop_step(param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha,
+    def rmsprop_item(i, param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha,
                      one_minus_alpha, eps, weight_decay, momentum, centered, maximize):
         # param, grad, square_avg (N,); grad_avg (N,) when centered; momentum_buffer (N,)
         # when momentum > 0
-        i = cuda.grid(1)
         if i >= param.shape[0]:
             return
         g, p = gradient(grad, param, i, weight_decay, maximize)
@@ -147,17 +142,15 @@ def rmsprop_kernel(dtype):
         else:
             param[i] = p - lr * (g / avg)
 
-    return rmsprop_step
+    return targets.grid_kernel(rmsprop_item, target, "rmsprop_step")
 
 
 @registry.factory(_float_dtypes)
-def adagrad_kernel(dtype):
-    gradient = _gradient(dtype)
+def adagrad_kernel(dtype, target):
+    gradient = _gradient(dtype, target)
 
-    @cuda.jit
-    def adagrad_step(param, grad, state_sum, clr, eps, weight_decay, maximize):
+    def adagrad_item(i, param, grad, state_sum, clr, eps, weight_decay, maximize):
         # param, grad, state_sum (N,); clr = lr / (1 + (step - 1)·lr_decay)
-        i = cuda.grid(1)
         if i >= param.shape[0]:
             return
         g, p = gradient(grad, param, i, weight_decay, maximize)
@@ -165,18 +158,16 @@ def adagrad_kernel(dtype):
         state_sum[i] = s
         param[i] = p - clr * (g / (math.sqrt(s) + eps))
 
-    return adagrad_step
+    return targets.grid_kernel(adagrad_item, target, "adagrad_step")
 
 
 @registry.factory(_float_dtypes)
-def adadelta_kernel(dtype):
-    gradient = _gradient(dtype)
+def adadelta_kernel(dtype, target):
+    gradient = _gradient(dtype, target)
 
-    @cuda.jit
-    def adadelta_step(param, grad, square_avg, acc_delta, lr, rho, one_minus_rho, eps,
+    def adadelta_item(i, param, grad, square_avg, acc_delta, lr, rho, one_minus_rho, eps,
                       weight_decay, maximize):
         # param, grad, square_avg, acc_delta (N,)
-        i = cuda.grid(1)
         if i >= param.shape[0]:
             return
         g, p = gradient(grad, param, i, weight_decay, maximize)
@@ -186,4 +177,4 @@ def adadelta_kernel(dtype):
         acc_delta[i] = acc_delta[i] * rho + one_minus_rho * delta * delta
         param[i] = p - lr * delta
 
-    return adadelta_step
+    return targets.grid_kernel(adadelta_item, target, "adadelta_step")

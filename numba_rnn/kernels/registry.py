@@ -5,8 +5,11 @@ Kernels are made in one of two ways, and both register what they make:
 
 * ``@registry.jit`` instead of ``@cuda.jit`` for a kernel at module level;
 * ``@registry.factory(domain)`` on a function that builds kernels for its arguments (a
-  dtype, a cell), returning one kernel or a namedtuple of them; builds are cached, and
-  ``domain()`` lists every argument tuple the package builds it with.
+  dtype, a cell) and a ``target`` (``kernels/targets.py``), returning one kernel or a
+  namedtuple of them; builds are cached, and ``domain()`` lists every argument tuple the
+  package builds it with. A factory called without ``target`` builds for this thread's
+  backend (``targets.current()``): the CPU path's kernels on the "cpu" backend, else the
+  CUDA kernels, which alone are registered (the CPU's are not compiled for GPUs).
 
 A kernel's ``Recipe`` (module, function, arguments, field) rebuilds it in another
 process: the compile check (``numba_rnn.kernels.compile``) runs with the real CUDA target
@@ -25,6 +28,7 @@ import numpy as np
 
 from .. import backend
 from ..backend import cuda
+from . import targets
 
 #: How to build a kernel again: ``getattr(module, function)`` is the kernel itself
 #: (``args`` None) or a factory, called with the decoded ``args``; ``field`` names the
@@ -60,17 +64,19 @@ def factory(domain):
         built = {}
 
         @functools.wraps(build)
-        def cached(*args):
+        def cached(*args, target=None):
+            target = targets.current() if target is None else target
             encoded = tuple(encode_arg(a) for a in args)
-            if encoded not in built:
-                result = build(*[decode_arg(a) for a in encoded])
+            if (encoded, target) not in built:
+                result = build(*[decode_arg(a) for a in encoded], target=target)
                 fields = result._fields if hasattr(result, "_fields") else (None,)
                 kernels = result if hasattr(result, "_fields") else (result,)
                 for field, kernel in zip(fields, kernels):
-                    _register(kernel, Recipe(build.__module__, build.__qualname__, encoded,
-                                             field))
-                built[encoded] = result
-            return built[encoded]
+                    if target == targets.CUDA and kernel is not None:
+                        _register(kernel, Recipe(build.__module__, build.__qualname__,
+                                                 encoded, field))
+                built[encoded, target] = result
+            return built[encoded, target]
 
         _factories.append((cached, domain))
         return cached
@@ -102,10 +108,10 @@ def recipe_from_json(value):
 
 def build(recipe):
     """The kernel a Recipe describes, built in this process."""
-    target = getattr(importlib.import_module(recipe.module), recipe.function)
+    made = getattr(importlib.import_module(recipe.module), recipe.function)
     if recipe.args is None:
-        return target
-    result = target(*[decode_arg(a) for a in recipe.args])
+        return made
+    result = made(*[decode_arg(a) for a in recipe.args], target=targets.CUDA)
     return result if recipe.field is None else getattr(result, recipe.field)
 
 
@@ -114,7 +120,7 @@ def all_kernels():
     kernel registered at module level. Returns {Recipe: kernel}."""
     for cached, domain in list(_factories):
         for args in domain():
-            cached(*args)
+            cached(*args, target=targets.CUDA)
     return {recipe: kernel for kernel, recipe in _recipes.values()}
 
 

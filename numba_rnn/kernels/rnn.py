@@ -13,16 +13,16 @@ Backward, with dh the gradient reaching the new h_t (the kernel sums it):
 import functools
 import math
 
-from ..backend import cuda
+from . import targets
 from .common import Cell, activations
 
 
 @functools.lru_cache(maxsize=None)
-def units(dtype, relu):
-    one, _ = activations(dtype)
+def units(dtype, target, relu):
+    one, _ = activations(dtype, target)
     zero = one - one
 
-    @cuda.jit(device=True)
+    @targets.device(target)
     def rnn_forward_unit(t, b, j, hidden, xg, rec, b_hh, h_seq, c_seq, saved):
         # xg (1,): gx[t, b, j]; rec (1,); b_hh (H,), h_seq (T+1,B,H), saved (T,B,H);
         # c_seq is unused
@@ -34,7 +34,7 @@ def units(dtype, relu):
         h_seq[t + 1, b, j] = h
         saved[t, b, j] = h
 
-    @cuda.jit(device=True)
+    @targets.device(target)
     def rnn_backward_unit(t, b, j, hidden, dh, h_seq, c_seq, saved, dh_carry, dc_carry,
                           dgx, dgh):
         # saved (T,B,H), dh_carry (B,H) in/out, dgx (T,B,H) out

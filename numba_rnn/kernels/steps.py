@@ -48,8 +48,8 @@ import numpy as np
 
 from .. import backend
 from ..backend import cuda
-from . import registry
-from .common import unit_of_thread, zoneout_units
+from . import registry, targets
+from .common import zoneout_units
 
 #: The register tile of the matrix products: each thread accumulates GROUP rows of the
 #: weights against TILE batch rows (GROUP·TILE sums), so that every value it loads from
@@ -58,7 +58,7 @@ TILE = 4
 GROUP = 4
 _SUMS = GROUP * TILE  # a constant for cuda.local.array (an expression is not, to Numba)
 
-_SIMULATOR = backend.backend_name() == "simulator"
+_SIMULATOR = backend.CUDA_SIMULATED
 #: Lanes that share one item of the matrix products (a warp on a GPU), and threads per
 #: block of the fused and persistent kernels (8 warps). The simulator runs every thread
 #: as a Python thread and has no warp operations: there a "warp" is 4 lanes and a block
@@ -126,28 +126,28 @@ def _every_cell_and_dtype():
 
 
 @registry.factory(_every_cell_and_dtype)
-def step_kernels(cell, dtype):
+def step_kernels(cell, dtype, target):
     dtype = np.dtype(dtype)
-    forward_unit, backward_unit = cell.units(dtype)
+    forward_unit, backward_unit = cell.units(dtype, target)
     gates = cell.num_gates
     reads_dgh = cell.dgh_differs  # the recurrent gradient is dgh where it differs from dgx
     value = numba.from_dtype(dtype)
     zero = dtype.type(0)
 
     # ------------------------------------------------------- GEMM plus gate kernel
-    # With ``zoned`` (1), zoneout mixes the new states with the previous ones by the
-    # weights zo (T,B,S*H) (common.zoneout_units); only this variant runs it.
-    mix, split, join = zoneout_units(dtype, cell.num_states)
+    # One work item per (batch row b, unit j) of the step's active rows: a thread each on
+    # a GPU, a prange loop on the CPU (targets.grid_kernel), with xg and rec (G,) the
+    # thread's scratch for the unit's G values of gx[t, b] and gh[b]. With ``zoned`` (1),
+    # zoneout mixes the new states with the previous ones by the weights zo (T,B,S*H)
+    # (common.zoneout_units); only this variant runs it.
+    mix, split, join = zoneout_units(dtype, cell.num_states, target)
 
-    @cuda.jit
-    def forward(t, batch, gx, gh, b_hh, h_seq, c_seq, saved, zo, zoned):
+    def forward_item(k, xg, rec, t, batch, gx, gh, b_hh, h_seq, c_seq, saved, zo, zoned):
         # gh (B,G*H): h_{t-1}·W_hhᵀ of this step
         hidden = b_hh.shape[0] // gates
-        b, j = unit_of_thread(batch, hidden)
-        if b < 0:
+        if k >= batch * hidden:
             return
-        xg = cuda.local.array(gates, value)
-        rec = cuda.local.array(gates, value)
+        b, j = k // hidden, k % hidden
         for g in range(gates):
             xg[g] = gx[t, b, g * hidden + j]
             rec[g] = gh[b, g * hidden + j]
@@ -155,12 +155,12 @@ def step_kernels(cell, dtype):
         if zoned:
             mix(t, b, j, hidden, zo, h_seq, c_seq)
 
-    @cuda.jit
-    def backward(t, batch, dy, h_seq, c_seq, saved, dh_carry, dc_carry, dgx, dgh, zo, zoned):
+    def backward_item(k, t, batch, dy, h_seq, c_seq, saved, dh_carry, dc_carry, dgx, dgh, zo,
+                      zoned):
         hidden = dgx.shape[2] // gates
-        b, j = unit_of_thread(batch, hidden)
-        if b < 0:
+        if k >= batch * hidden:
             return
+        b, j = k // hidden, k % hidden
         total_h = dy[t, b, j] + dh_carry[b, j]
         if zoned:
             dh, total_c = split(t, b, j, hidden, zo, total_h, dc_carry)
@@ -170,6 +170,11 @@ def step_kernels(cell, dtype):
         else:
             backward_unit(t, b, j, hidden, total_h, h_seq, c_seq, saved, dh_carry,
                           dc_carry, dgx, dgh)
+
+    forward = targets.grid_kernel(forward_item, target, dtype=dtype, scratch=(gates, gates))
+    backward = targets.grid_kernel(backward_item, target)
+    if target == targets.CPU:  # the CPU runs the plain path only (recurrent.choose_path)
+        return StepKernels(forward, backward, *[None] * (len(StepKernels._fields) - 2))
 
     # ------------------------------------------------- the pieces of one block step
     # The simulator has no warp operations nor cache-hinted loads: it gets a reduction by

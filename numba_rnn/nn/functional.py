@@ -134,7 +134,7 @@ def embedding(input, weight, padding_idx=None):
         flat = indices.reshape(-1)
         dweight = xp.zeros(weight.shape, dtype=weight.dtype)
         dy = xp.ascontiguousarray(g.reshape(flat.shape[0], weight.shape[1]))
-        backend.launch(embedding_backward, dy.size, flat, dy, dweight)
+        backend.launch(embedding_backward(), dy.size, flat, dy, dweight)
         if padding_idx is not None:
             dweight[padding_idx] = 0
         return (dweight,)

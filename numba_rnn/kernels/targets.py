@@ -1,0 +1,236 @@
+"""One definition, two compilers: how the package's kernel math is compiled for a GPU
+(``numba.cuda``, which is also what the simulator runs) and for the processor
+(``numba.njit``).
+
+A cell's unit functions, the optimizers' per-element updates and the layer norms' row
+functions are plain Python written once; each factory compiles them for a ``target``:
+
+* ``device(target)``: the decorator of such a function: ``cuda.jit(device=True)`` for
+  ``CUDA``, ``numba.njit`` for ``CPU``;
+* ``grid_kernel(item, target)``: a kernel running ``item(k, *args)`` for every work item
+  k: on CUDA one thread each (``kernel[blocks, threads](*args)``, the item checking its
+  own bound), on the CPU ``kernel(n, *args)``, a ``prange`` loop over chunks of k < n
+  spread over Numba's threads;
+* ``row_kernel(body, target, dtype, scratch)``: a kernel running ``body(row, buf,
+  *scratch arrays, *args)`` for each row: on CUDA a block per row, its threads meeting in
+  ``buf`` (dynamic shared memory) through the ``primitives``, on the CPU a ``prange``
+  loop over rows, one thread doing a row's work.
+
+``primitives(target)`` are what a row body needs of its threads, and nothing else in
+the shared math differs: ``lane()`` gives (thread, threads) of the row, ``barrier()``
+waits for them, ``row_sum(buf, a, b)`` gives the sums of a and b over them. On the CPU a
+row has one thread: (0, 1), nothing to wait for, the values themselves.
+
+CPU kernels carry ``on_cpu``: ``backend.launch``/``launch_grid`` call them with the
+number of items or rows instead of a launch configuration. Which target a call site
+builds for is ``current()``: the CPU on the "cpu" backend, CUDA otherwise.
+"""
+import functools
+import inspect
+from collections import namedtuple
+
+import numba
+import numpy as np
+
+from .. import backend
+from ..backend import cuda
+
+CUDA, CPU = "cuda", "cpu"
+TARGETS = (CUDA, CPU)
+
+
+def current():
+    """The target this thread's kernels are built for (``backend.backend_name()``)."""
+    return CPU if backend.on_cpu() else CUDA
+
+
+def _check(target):
+    if target not in TARGETS:
+        raise ValueError(f"target: expected one of {', '.join(TARGETS)}, got {target!r}")
+    return target
+
+
+def device(target):
+    """The decorator that compiles a function of the shared math for ``target``."""
+    if _check(target) == CUDA:
+        return cuda.jit(device=True)
+    # error_model="numpy": a division by zero gives inf/nan as on a GPU, with no check
+    # per division; no fastmath: results stay IEEE, as the oracles expect
+    return numba.njit(error_model="numpy", inline="always")
+
+
+_threads_started = False
+
+
+def start_threads():
+    """Start Numba's threading layer, with OpenMP's threads told to sleep when idle
+    (``OMP_WAIT_POLICY=PASSIVE``) unless the environment says otherwise. The time loop
+    alternates a BLAS GEMM (OpenBLAS' own threads) and a parallel kernel (Numba's) every
+    step; with both pools spinning while idle on the same cores each waits out the
+    other's spin: on 2 cores an LSTM step took 40 times longer. The variable is set only
+    while the layer loads (libgomp reads it then), so other OpenMP runtimes in the
+    process (PyTorch's) keep theirs."""
+    global _threads_started
+    if _threads_started:
+        return
+    import os
+
+    from numba.np.ufunc import parallel
+
+    name = "OMP_WAIT_POLICY"
+    previous = os.environ.get(name)
+    if previous is None:
+        os.environ[name] = "PASSIVE"
+    try:
+        parallel._launch_threads()
+    finally:
+        if previous is None:
+            del os.environ[name]
+    _threads_started = True
+
+
+class CpuKernel:
+    """A CPU kernel: ``kernel(n, *args)`` runs its ``n`` items or rows. ``on_cpu`` tells
+    the launch functions (backend.launch) to call it rather than configure a launch."""
+
+    on_cpu = True
+
+    def __init__(self, function, name):
+        self.function = function
+        self.__name__ = name
+
+    def __call__(self, n, *args):
+        if not _threads_started:
+            start_threads()
+        self.function(n, *args)
+
+    def __repr__(self):
+        return f"<CPU kernel {self.__name__}>"
+
+
+def _generate(name, source, namespace):
+    """The function ``name`` defined by ``source`` (a kernel's wrapper over its item or row
+    function, whose argument list only the function's own signature gives)."""
+    code = compile(source, f"<numba_rnn kernel {name}>", "exec")
+    exec(code, namespace)  # noqa: S102  (source built here from parameter names)
+    return namespace[name]
+
+
+def _parameters(function, skip):
+    return list(inspect.signature(function).parameters)[skip:]
+
+
+#: Work items per chunk of a CPU grid kernel: a chunk is one thread's, and allocates its
+#: scratch arrays once.
+CPU_CHUNK = 256
+
+
+def grid_kernel(item, target, name=None, dtype=None, scratch=()):
+    """The kernel of ``item(k, *scratch, *args)`` (a plain Python function, compiled here
+    with ``device(target)``) over work items k; see the module's docstring. ``scratch``:
+    the lengths of per-thread arrays of ``dtype`` (CUDA: local memory; CPU: allocated
+    once per chunk of CPU_CHUNK items)."""
+    name = name or item.__name__.removesuffix("_item")
+    compiled = device(target)(item)
+    args = ", ".join(_parameters(item, 1 + len(scratch)))
+    names = [f"scratch{i}" for i in range(len(scratch))]
+    passed = "".join(f"{n}, " for n in names)
+    namespace = {"item": compiled, "cuda": cuda, "np": np, "prange": numba.prange,
+                 "chunk": CPU_CHUNK}
+    if scratch:
+        namespace.update(value=numba.from_dtype(np.dtype(dtype)), dtype=np.dtype(dtype))
+        namespace.update({f"length{i}": n for i, n in enumerate(scratch)})
+    if target == CUDA:
+        make = "".join(f"    {n} = cuda.local.array(length{i}, value)\n"
+                       for i, n in enumerate(names))
+        wrapper = _generate(name, f"def {name}({args}):\n{make}"
+                                  f"    item(cuda.grid(1), {passed}{args})\n", namespace)
+        return cuda.jit(wrapper)
+    make = "".join(f"        {n} = np.empty(length{i}, dtype)\n" for i, n in enumerate(names))
+    wrapper = _generate(name, f"def {name}(n, {args}):\n"
+                              f"    for c in prange((n + chunk - 1) // chunk):\n{make}"
+                              f"        for k in range(c * chunk, min(n, (c + 1) * chunk)):\n"
+                              f"            item(k, {passed}{args})\n", namespace)
+    return CpuKernel(numba.njit(parallel=True, error_model="numpy")(wrapper), name)
+
+
+def row_kernel(body, target, dtype, scratch=(), name=None):
+    """The kernel of ``body(row, buf, *scratch, *args)`` over rows (a plain Python
+    function, compiled here with ``device(target)``): ``buf`` is the row's shared buffer
+    (CUDA: dynamic shared memory, sized by the launch; CPU: two values), ``scratch`` the
+    lengths of per-thread arrays of ``dtype`` (CUDA: local memory; CPU: one per row)."""
+    name = name or body.__name__.removesuffix("_row")
+    compiled = device(target)(body)
+    args = ", ".join(_parameters(body, 2 + len(scratch)))
+    value = numba.from_dtype(np.dtype(dtype))
+    names = [f"scratch{i}" for i in range(len(scratch))]
+    passed = "".join(f"{n}, " for n in names)
+    namespace = {"body": compiled, "cuda": cuda, "np": np, "prange": numba.prange,
+                 "value": value, "dtype": np.dtype(dtype)}
+    namespace.update({f"length{i}": n for i, n in enumerate(scratch)})
+    if target == CUDA:
+        make = "".join(f"    {n} = cuda.local.array(length{i}, value)\n"
+                       for i, n in enumerate(names))
+        wrapper = _generate(name, f"def {name}({args}):\n"
+                                  f"    buf = cuda.shared.array(0, value)\n{make}"
+                                  f"    body(cuda.blockIdx.x, buf, {passed}{args})\n",
+                            namespace)
+        return cuda.jit(wrapper)
+    make = "".join(f"        {n} = np.empty(length{i}, dtype)\n" for i, n in enumerate(names))
+    wrapper = _generate(name, f"def {name}(rows, {args}):\n"
+                              f"    for row in prange(rows):\n"
+                              f"        buf = np.empty(2, dtype)\n{make}"
+                              f"        body(row, buf, {passed}{args})\n",
+                        namespace)
+    return CpuKernel(numba.njit(parallel=True, error_model="numpy")(wrapper), name)
+
+
+#: What a row body needs of the threads that share its row (see the module docstring).
+Primitives = namedtuple("Primitives", ["lane", "barrier", "row_sum"])
+
+
+@functools.lru_cache(maxsize=None)
+def primitives(target):
+    if _check(target) == CPU:
+        @numba.njit
+        def lane():
+            return 0, 1
+
+        @numba.njit
+        def barrier():
+            pass
+
+        @numba.njit
+        def row_sum(buf, a, b):
+            return a, b
+
+        return Primitives(lane, barrier, row_sum)
+
+    @cuda.jit(device=True)
+    def lane():
+        return cuda.threadIdx.x, cuda.blockDim.x
+
+    @cuda.jit(device=True)
+    def barrier():
+        cuda.syncthreads()
+
+    @cuda.jit(device=True)
+    def row_sum(buf, a, b):
+        # the sums of a and of b over the block's threads, in every thread: a tree in
+        # buf (2·threads values)
+        tid, threads = cuda.threadIdx.x, cuda.blockDim.x
+        buf[tid] = a
+        buf[threads + tid] = b
+        cuda.syncthreads()
+        half = threads // 2
+        while half > 0:
+            if tid < half:
+                buf[tid] += buf[tid + half]
+                buf[threads + tid] += buf[threads + tid + half]
+            cuda.syncthreads()
+            half //= 2
+        sum_a, sum_b = buf[0], buf[threads]
+        cuda.syncthreads()
+        return sum_a, sum_b
+
+    return Primitives(lane, barrier, row_sum)
