@@ -420,11 +420,7 @@ def run_cpu(args, cases, torch, env):
 
 
 def cpu_table(records, env):
-    by_key = {}
-    for r in records:
-        key = (r["set"], r["cell"], r["T"], r["B"], r["H"], r["layers"], r["directions"],
-               r["dtype"], r["mode"])
-        by_key.setdefault(key, {})[r["implementation"]] = r
+    by_key = _by_case(records)
     lines = [f"**CPU figures** (numba_rnn's CPU path against PyTorch on the CPU; nothing here "
              f"was run on a GPU). {env['device']}; {env['threads']} threads for both "
              f"(Numba's layer: {env.get('numba_threading_layer')}); numba {env['numba']}, "
@@ -446,42 +442,6 @@ def cpu_table(records, env):
                      f" | {theirs['median_ms']:.2f} ({theirs['p10_ms']:.2f}–"
                      f"{theirs['p90_ms']:.2f}) | **{ours['median_ms'] / theirs['median_ms']:.2f}** |")
     return "\n".join(lines) + "\n"
-
-
-def plot_cpu_ratios(records, path):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    theirs = {(r["set"], r["cell"], r["T"], r["B"], r["H"], r["layers"], r["directions"],
-               r["dtype"], r["mode"]): r for r in records if r["implementation"] == "torch_cpu"}
-    lines = {}
-    for r in records:
-        key = (r["set"], r["cell"], r["T"], r["B"], r["H"], r["layers"], r["directions"],
-               r["dtype"], r["mode"])
-        if r["implementation"] != "numba_rnn" or r["median_ms"] is None or key not in theirs:
-            continue
-        label = f"{r['cell']} H={r['H']} T={r['T']} {r['dtype']} {r['mode']}"
-        lines.setdefault(label, []).append((r["B"], r["median_ms"] / theirs[key]["median_ms"]))
-    if not lines:
-        return None
-    fig, ax = plt.subplots(figsize=(9, 5))
-    for label, points in sorted(lines.items()):
-        points.sort()
-        ax.plot([p[0] for p in points], [p[1] for p in points], "o-", label=label)
-    ax.axhline(1.0, color="k", lw=0.8)
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("batch size")
-    ax.set_ylabel("numba_rnn CPU time / PyTorch CPU time (below 1: faster)")
-    ax.set_title("CPU figures (no GPU involved)")
-    ax.legend(fontsize=6, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def run_simulator(args, cases, torch):
@@ -539,10 +499,7 @@ def soak(args, case, memory):
 
 # -------------------------------------------------------------------- reports
 def ratio_table(records, env):
-    by_key = {}
-    for r in records:
-        key = (r["set"], r["cell"], r["T"], r["B"], r["H"], r["layers"], r["directions"], r["mode"])
-        by_key.setdefault(key, {})[r["implementation"]] = r
+    by_key = _by_case(records)
     lines = [f"GPU: {env['device']}; numba {env['numba']}, numba-cuda {env['numba-cuda']}, "
              f"CuPy {env.get('cupy')}, PyTorch {env.get('torch')}, cuDNN {env.get('cudnn')}, "
              f"driver {env.get('cuda_driver')}, runtime {env.get('cuda_runtime')}; {env['date']}",
@@ -552,7 +509,7 @@ def ratio_table(records, env):
              "peak MiB ours / cuDNN |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for key, impls in by_key.items():
-        s, cell, t, b, h, layers, dirs, mode = key
+        s, cell, t, b, h, layers, dirs, _, mode = key
         ours, cudnn, tf32 = impls.get("numba_rnn"), impls.get("cudnn"), impls.get("cudnn_tf32_default")
         bridge = impls.get("numba_rnn.torch")
         floor = ours.get("floor_ms")
@@ -599,7 +556,23 @@ def simulator_table(records):
     return "\n".join(lines) + "\n"
 
 
-def plot_ratios(records, path):
+def _key(r):
+    """A case's and mode's key (one per row of a table), whatever the implementation."""
+    return (r["set"], r["cell"], r["T"], r["B"], r["H"], r["layers"], r["directions"],
+            r["dtype"], r["mode"])
+
+
+def _by_case(records):
+    """{case and mode key: {implementation: record}}, in the records' order."""
+    by_key = {}
+    for r in records:
+        by_key.setdefault(_key(r), {})[r["implementation"]] = r
+    return by_key
+
+
+def plot_ratios(records, path, against="cudnn",
+                ylabel="numba_rnn time / cuDNN time (below 1: faster)", title=None):
+    """numba_rnn's median over ``against``'s per case, against batch size, as a PNG."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -607,14 +580,13 @@ def plot_ratios(records, path):
     except ImportError:
         return None
     lines = {}
-    cudnn = {(r["set"], r["cell"], r["T"], r["B"], r["H"], r["layers"], r["directions"],
-              r["mode"]): r for r in records if r["implementation"] == "cudnn"}
+    theirs = {_key(r): r for r in records if r["implementation"] == against}
     for r in records:
-        key = (r["set"], r["cell"], r["T"], r["B"], r["H"], r["layers"], r["directions"], r["mode"])
-        if r["implementation"] != "numba_rnn" or r["median_ms"] is None or key not in cudnn:
+        if r["implementation"] != "numba_rnn" or r["median_ms"] is None or _key(r) not in theirs:
             continue
-        label = f"{r['cell']} H={r['H']} T={r['T']} L×D={r['layers']}×{r['directions']} {r['mode']}"
-        lines.setdefault(label, []).append((r["B"], r["median_ms"] / cudnn[key]["median_ms"]))
+        label = (f"{r['cell']} H={r['H']} T={r['T']} L×D={r['layers']}×{r['directions']} "
+                 f"{r['dtype']} {r['mode']}")
+        lines.setdefault(label, []).append((r["B"], r["median_ms"] / theirs[_key(r)]["median_ms"]))
     if not lines:
         return None
     fig, ax = plt.subplots(figsize=(9, 5))
@@ -625,7 +597,9 @@ def plot_ratios(records, path):
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("batch size")
-    ax.set_ylabel("numba_rnn time / cuDNN time (below 1: faster)")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
     ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -683,7 +657,9 @@ def main(argv=None):
     if args.device == "cuda":
         plot = plot_ratios(records, os.path.join(args.out, "ratio.png"))
     elif args.device == "cpu":
-        plot = plot_cpu_ratios(records, os.path.join(args.out, "ratio.png"))
+        plot = plot_ratios(records, os.path.join(args.out, "ratio.png"), "torch_cpu",
+                           "numba_rnn CPU time / PyTorch CPU time (below 1: faster)",
+                           "CPU figures (no GPU involved)")
     print(f"wrote {args.out}/results.json, results.md"
           + (", ratio.png" if plot else " (no ratio.png: " +
              ("no timings in the simulator" if args.device == "simulator"

@@ -6,7 +6,8 @@ every step the model predicts the five clean values one step ahead. Each recurre
 is read out by a Linear layer, and trains with Adam. The loss curves and one predicted
 wave against the truth are saved as a PNG.
 
-Run: python examples/regression.py            (tiny, under a minute in the simulator)
+Run: python examples/regression.py            (T=50, H=64: minutes on the CPU path;
+                                               tiny in the simulator)
      python examples/regression.py --full     (H=256, T=200: for a GPU)
 """
 import os
@@ -45,7 +46,8 @@ class Forecaster(nr.nn.Module):
 
 
 def main(argv=None):
-    args = settle(parser(__doc__.splitlines()[0], SMALL, LARGE, NATIVE).parse_args(argv), SMALL, LARGE, NATIVE)
+    args = settle(parser(__doc__.splitlines()[0], SMALL, LARGE, NATIVE).parse_args(argv),
+                  SMALL, LARGE, NATIVE)
     announce("sequence regression", args, list(SMALL))
     nr.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)

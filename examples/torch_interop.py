@@ -7,7 +7,8 @@ printed and should agree to rounding, since only the recurrent kernels differ.
 Changing `torch.nn.LSTM` to `numba_rnn.torch.LSTM` is the whole port: the parameters,
 the state dict, the optimizer, `model.double()` and the training loop stay PyTorch's.
 
-Run: python examples/torch_interop.py            (tiny, under a minute in the simulator)
+Run: python examples/torch_interop.py            (T=50, H=64: minutes on the CPU path;
+                                                  tiny in the simulator)
      python examples/torch_interop.py --full     (H=256, T=200: for a GPU)
 """
 import copy
@@ -44,7 +45,8 @@ class Forecaster(torch.nn.Module):
 
 
 def main(argv=None):
-    args = settle(parser(__doc__.splitlines()[0], SMALL, LARGE, NATIVE).parse_args(argv), SMALL, LARGE, NATIVE)
+    args = settle(parser(__doc__.splitlines()[0], SMALL, LARGE, NATIVE).parse_args(argv),
+                  SMALL, LARGE, NATIVE)
     announce("PyTorch model with numba_rnn.torch.LSTM", args, list(SMALL))
     device = "cuda" if nr.backend_name() == "cuda" else "cpu"
     torch.manual_seed(args.seed)

@@ -9,13 +9,11 @@ import numba_rnn as nr
 from numba_rnn import backend, recurrent
 from numba_rnn.kernels import CELLS, targets
 from numba_rnn.kernels.steps import step_kernels
-from numba_rnn.testing import assert_close, reference_results
-from oracles import (assert_matches, directional_check, finite_difference_check,
-                     import_torch, make_problem)
+from oracles import directional_check, finite_difference_check, make_problem
 from test_layernorm_zoneout import LN_MODES, PLAIN_MODES, run_against_reference
 from test_optim import CONFIGS, id_of
 from test_optim import test_steps_equal_torch_optim as optimizer_against_torch
-from test_torch_parity import LENGTHS, MATRIX, torch_results
+from test_torch_parity import MATRIX, check_case
 
 pytestmark = pytest.mark.skipif("cpu" not in backend.available_backends(),
                                 reason="the CPU path runs where there is no GPU storage")
@@ -25,6 +23,16 @@ pytestmark = pytest.mark.skipif("cpu" not in backend.available_backends(),
 def cpu():
     with backend.use_backend("cpu"):
         yield
+
+
+@pytest.fixture(params=["serial", "threads"])
+def spread(request, monkeypatch):
+    """Both compilations of the CPU kernels: below the size thresholds the calling thread
+    runs a kernel's loop, above them Numba's threads (thresholds at 0 force it)."""
+    if request.param == "threads":
+        monkeypatch.setattr(targets, "PARALLEL_MIN_ITEMS", 0)
+        monkeypatch.setattr(targets, "PARALLEL_MIN_ROWS", 0)
+    return request.param
 
 
 MATRIX_IDS = ["-".join(str(v) for v in (c[0], "bias" if c[1] else "nobias",
@@ -39,6 +47,18 @@ def test_the_fixture_runs_the_cpu_kernels():
     assert getattr(kernels.forward, "on_cpu", False) and kernels.fused_forward is None
 
 
+def test_threads_run_a_kernel_above_its_threshold(monkeypatch):
+    """Which compilation runs: the serial one below PARALLEL_MIN_ITEMS, the prange one
+    from it on (both compute the same: the tests above run each)."""
+    kernel = step_kernels(CELLS["gru"], np.float64).forward
+    ran = []
+    monkeypatch.setattr(kernel, "function", lambda n, *args: ran.append("threads"))
+    monkeypatch.setattr(kernel, "_serial", lambda n, *args: ran.append("serial"))
+    kernel(targets.PARALLEL_MIN_ITEMS - 1)
+    kernel(targets.PARALLEL_MIN_ITEMS)
+    assert ran == ["serial", "threads"]
+
+
 @pytest.mark.parametrize(
     "mode,bias,batch_first,bidirectional,num_layers,proj_size,lengths,dtype", MATRIX,
     ids=MATRIX_IDS)
@@ -46,18 +66,8 @@ def test_option_matrix(rng, mode, bias, batch_first, bidirectional, num_layers, 
                        lengths, dtype):
     """All 320 cases of test_torch_parity's matrix (the simulator runs a sample): against
     the NumPy reference always, and PyTorch where importable."""
-    problem = make_problem(rng, mode, 4, 3, 3, 4, num_layers, dtype,
-                           batch_first=batch_first, bidirectional=bidirectional,
-                           proj_size=proj_size, bias=bias, lengths=LENGTHS[lengths])
-    assert_matches(reference_results(*problem), *problem)
-    try:
-        torch = import_torch()
-    except pytest.skip.Exception:
-        return
-    problem[0].zero_grad()
-    for leaf in (problem[1], *(problem[2] or [])):
-        leaf.grad = None
-    assert_matches(torch_results(torch, *problem), *problem)
+    check_case(rng, mode, bias, batch_first, bidirectional, num_layers, proj_size, lengths,
+               dtype)
 
 
 @pytest.mark.parametrize("mode,options", [
@@ -66,7 +76,7 @@ def test_option_matrix(rng, mode, bias, batch_first, bidirectional, num_layers, 
     ("rnn_relu", dict(lengths=[2, 3, 3])),
     ("rnn_tanh", dict(bias=False, batch_first=True)),
 ])
-def test_finite_differences_through_the_cpu_kernels(rng, mode, options):
+def test_finite_differences_through_the_cpu_kernels(rng, mode, options, spread):
     """Element by element, in float64, for the input, the states and every parameter."""
     lengths = options.pop("lengths", None)
     problem = make_problem(rng, mode, 3, 3, 2, 3, 2, "float64", lengths=lengths, **options)
@@ -75,7 +85,7 @@ def test_finite_differences_through_the_cpu_kernels(rng, mode, options):
 
 @pytest.mark.parametrize("regularizer", ["none", "both", "eval"])
 @pytest.mark.parametrize("mode", LN_MODES)
-def test_layer_norm_cells_against_the_reference(rng, mode, regularizer):
+def test_layer_norm_cells_against_the_reference(rng, mode, regularizer, spread):
     """Two layers, two directions, lengths; zoneout and DropConnect masks in training
     (the ones the loop drew) or their expectation in eval; a hidden size of 11."""
     p = 0.0 if regularizer == "none" else 0.35
@@ -84,7 +94,7 @@ def test_layer_norm_cells_against_the_reference(rng, mode, regularizer):
 
 
 @pytest.mark.parametrize("mode", PLAIN_MODES)
-def test_zoneout_and_dropconnect_against_the_reference(rng, mode):
+def test_zoneout_and_dropconnect_against_the_reference(rng, mode, spread):
     run_against_reference(rng, mode, "float64", 0.4, 0.3)
 
 
@@ -115,7 +125,7 @@ MODULES = ["LSTM", "GRU", "RNN", "LayerNormLSTM", "LayerNormGRU"]
 
 
 @pytest.mark.parametrize("name", MODULES)
-def test_cpu_path_equals_the_cuda_kernels_in_the_simulator(rng, name):
+def test_cpu_path_equals_the_cuda_kernels_in_the_simulator(rng, name, spread):
     """The same module, seed and input on both backends (training: dropout, zoneout and
     DropConnect masks, drawn the same on either): outputs and every gradient agree to
     float64 rounding. Where the simulator is not available the check is the reference's."""
@@ -149,7 +159,7 @@ def test_optimizers_against_torch(config, dtype, rng):
     optimizer_against_torch(config, dtype, rng)
 
 
-def test_embedding_backward_adds_repeated_rows(rng):
+def test_embedding_backward_adds_repeated_rows(rng, spread):
     weight = nr.tensor(rng.standard_normal((6, 4)), requires_grad=True)
     indices = np.array([[1, 3, 1], [5, 1, 0]])
     upstream = rng.standard_normal((2, 3, 4))

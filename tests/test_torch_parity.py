@@ -73,7 +73,14 @@ def torch_results(torch, layer, x, states, upstream, lengths=None):
     "mode,bias,batch_first,bidirectional,num_layers,proj_size,lengths,dtype", SAMPLE, ids=IDS)
 def test_option_matrix(rng, mode, bias, batch_first, bidirectional, num_layers, proj_size,
                        lengths, dtype):
-    """Against PyTorch where importable, and against the NumPy reference always."""
+    check_case(rng, mode, bias, batch_first, bidirectional, num_layers, proj_size, lengths,
+               dtype)
+
+
+def check_case(rng, mode, bias, batch_first, bidirectional, num_layers, proj_size, lengths,
+               dtype):
+    """One case of the matrix against PyTorch where importable, and against the NumPy
+    reference always (test_cpu_path.py runs it on the CPU path)."""
     problem = make_problem(rng, mode, STEPS, BATCH, INPUTS, HIDDEN, num_layers, dtype,
                            batch_first=batch_first, bidirectional=bidirectional,
                            proj_size=proj_size, bias=bias, lengths=LENGTHS[lengths])

@@ -32,4 +32,5 @@ def embedding_backward(target):
             for n in range(indices.shape[0]):
                 dweight[indices[n], j] += dy[n, j]
 
+    # items = dy.size: columns are what spreads over threads, so a wide table does
     return targets.CpuKernel(embedding_backward_cpu, "embedding_backward")

@@ -89,20 +89,50 @@ def start_threads():
     _threads_started = True
 
 
+#: The least work for which a CPU kernel spreads over Numba's threads: grid kernels by
+#: items, row kernels by rows; below, the calling thread runs the loop alone. Measured on
+#: a two-core machine: the time loop alternates a GEMM on OpenBLAS' threads and a kernel
+#: on Numba's, and wherever a spinning thread of one pool holds a core (OpenMP threads
+#: started by another library, PyTorch, spin while idle by default) a parallel kernel's
+#: worker waits out a scheduler time slice: a GRU step at B=8, H=256 went from 0.2 ms to
+#: 8 ms. A step's kernel (B·H units, microseconds of work) gains nothing worth that risk;
+#: the layer norms' input projection over all T·B rows, and large steps, do.
+PARALLEL_MIN_ITEMS = 1 << 16
+PARALLEL_MIN_ROWS = 1024
+
+
 class CpuKernel:
-    """A CPU kernel: ``kernel(n, *args)`` runs its ``n`` items or rows. ``on_cpu`` tells
-    the launch functions (backend.launch) to call it rather than configure a launch."""
+    """A CPU kernel: ``kernel(n, *args)`` runs its ``n`` items or rows, spread over
+    Numba's threads from ``min_parallel`` of them (PARALLEL_MIN_ITEMS or _ROWS, read at
+    each call), else on the calling thread (the same
+    loop compiled without ``parallel``, made on first use). ``on_cpu`` tells the launch
+    functions (backend.launch) to call it rather than configure a launch."""
 
     on_cpu = True
 
-    def __init__(self, function, name):
-        self.function = function
+    def __init__(self, function, name, rows=False):
+        self.function = function  # the parallel (prange) compilation
         self.__name__ = name
+        self.rows = rows  # counted in rows (row_kernel) rather than items
+        self._serial = None
+
+    @property
+    def min_parallel(self):
+        return PARALLEL_MIN_ROWS if self.rows else PARALLEL_MIN_ITEMS
+
+    def serial(self):
+        """The same loop compiled for one thread (prange runs as range)."""
+        if self._serial is None:
+            self._serial = numba.njit(error_model="numpy")(self.function.py_func)
+        return self._serial
 
     def __call__(self, n, *args):
-        if not _threads_started:
-            start_threads()
-        self.function(n, *args)
+        if n >= self.min_parallel:
+            if not _threads_started:
+                start_threads()
+            self.function(n, *args)
+        else:
+            self.serial()(n, *args)
 
     def __repr__(self):
         return f"<CPU kernel {self.__name__}>"
@@ -182,7 +212,8 @@ def row_kernel(body, target, dtype, scratch=(), name=None):
                               f"        buf = np.empty(2, dtype)\n{make}"
                               f"        body(row, buf, {passed}{args})\n",
                         namespace)
-    return CpuKernel(numba.njit(parallel=True, error_model="numpy")(wrapper), name)
+    return CpuKernel(numba.njit(parallel=True, error_model="numpy")(wrapper), name,
+                     rows=True)
 
 
 #: What a row body needs of the threads that share its row (see the module docstring).
