@@ -384,6 +384,9 @@ def run_cpu(args, cases, torch, env):
     """numba_rnn's CPU path against PyTorch's CPU layers, same threads, each dtype."""
     import numba
 
+    from numba_rnn.kernels import targets
+
+    targets.start_threads()  # as a kernel would start them (OMP_WAIT_POLICY), first
     threads = numba.get_num_threads()
     torch.set_num_threads(threads)
     env.update(threads=threads, torch_threads=torch.get_num_threads(),

@@ -239,7 +239,9 @@ def device_description():
 
         import numba
 
-        where = (f"CPU, {numba.get_num_threads()} Numba threads "
+        # config, not get_num_threads(): that would start the threading layer here,
+        # before kernels/targets.start_threads sets it up
+        where = (f"CPU, {numba.config.NUMBA_NUM_THREADS} Numba threads "
                  f"({numba.threading_layer() if _threading_layer_known() else 'threading layer not started'})"
                  if backend_name() == "cpu" else "Numba CUDA simulator on the CPU")
         return f"{where}; {platform.processor() or platform.machine()}; no GPU ({_why_no_gpu})"

@@ -60,6 +60,18 @@ class CompilerUnavailable(RuntimeError):
 
 # ------------------------------------------------------------------- recording
 def exercise():
+    """``_exercise()`` on the CUDA kernels: in the simulator where the process runs on the
+    CPU path (whose kernels are not CUDA's), else where it runs."""
+    import contextlib
+
+    from .. import backend
+
+    with (backend.use_backend("simulator") if backend.backend_name() == "cpu"
+          else contextlib.nullcontext()):
+        _exercise()
+
+
+def _exercise():
     """Run every kernel the package has, forward and backward, in this process (the
     simulator), at tiny sizes: every cell × path (and handoff) × dtype with lengths,
     two directions, two layers, batch-first, unbatched input and a projection; zoneout
