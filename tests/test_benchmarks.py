@@ -203,7 +203,9 @@ def test_cpu_run_times_both_sides_after_checking_them(tmp_path):
     if "cpu" not in backend.available_backends():
         pytest.skip("no CPU path where storage is on a GPU")
     bench = load_bench()
-    assert bench.main(["--device", "cpu", "--sets", "small", "--cells", "gru", "--quick",
+    # one small case, so that the run is seconds (the cases: test_cpu_sets_scale_the_gpu_sets)
+    bench.CPU_SETS = {"small": [bench.Case("small", "gru", 5, 2, 3, 4, 1, 1)]}
+    assert bench.main(["--device", "cpu", "--sets", "small", "--cells", "gru",
                        "--repeats", "20", "--warmup", "1", "--no-progress",
                        "--out", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "results.json").read_text())
@@ -219,3 +221,17 @@ def test_cpu_run_times_both_sides_after_checking_them(tmp_path):
     table = (tmp_path / "results.md").read_text()
     assert table.startswith("**CPU figures**") and "nothing here was run on a GPU" in table
     assert result["environment"]["threads"] == result["environment"]["torch_threads"]
+
+
+def test_cpu_sets_scale_the_gpu_sets():
+    """The CPU's sets are BENCHMARKS.md's with the same names, cells, lengths and stack
+    shapes, only smaller widths and batches."""
+    bench = load_bench()
+    assert set(bench.CPU_SETS) == set(bench.SETS)
+    for name, cases in bench.CPU_SETS.items():
+        gpu = bench.SETS[name]
+        assert {c.cell for c in cases} == {c.cell for c in gpu}
+        assert {(c.T, c.layers, c.directions) for c in cases} <= \
+            {(c.T, c.layers, c.directions) for c in gpu}
+        assert max(c.H for c in cases) <= max(c.H for c in gpu)
+        assert all(c.I == c.H for c in cases)

@@ -9,7 +9,9 @@ import numba_rnn as nr
 from numba_rnn import backend, recurrent
 from numba_rnn.kernels import CELLS, targets
 from numba_rnn.kernels.steps import step_kernels
-from oracles import directional_check, finite_difference_check, make_problem
+from oracles import directional_check, make_problem
+from test_gradcheck import CASES as GRADCHECK_CASES
+from test_gradcheck import check_kernels
 from test_layernorm_zoneout import LN_MODES, PLAIN_MODES, run_against_reference
 from test_optim import CONFIGS, id_of
 from test_optim import test_steps_equal_torch_optim as optimizer_against_torch
@@ -70,22 +72,17 @@ def test_option_matrix(rng, mode, bias, batch_first, bidirectional, num_layers, 
                dtype)
 
 
-@pytest.mark.parametrize("mode,options", [
-    ("lstm", dict(bidirectional=True, proj_size=2)),
-    ("gru", dict(bidirectional=True, lengths=[3, 1, 2])),
-    ("rnn_relu", dict(lengths=[2, 3, 3])),
-    ("rnn_tanh", dict(bias=False, batch_first=True)),
-])
-def test_finite_differences_through_the_cpu_kernels(rng, mode, options, spread):
-    """Element by element, in float64, for the input, the states and every parameter."""
-    lengths = options.pop("lengths", None)
-    problem = make_problem(rng, mode, 3, 3, 2, 3, 2, "float64", lengths=lengths, **options)
-    finite_difference_check(*problem)
+@pytest.mark.parametrize("mode,num_layers,options", GRADCHECK_CASES,
+                         ids=[f"{c[0]}-L{c[1]}-" + "-".join(c[2]) for c in GRADCHECK_CASES])
+def test_finite_differences_through_the_cpu_kernels(rng, mode, num_layers, options, spread):
+    """test_gradcheck's cases, element by element in float64, for the input, the states
+    and every parameter, through the compiled CPU code."""
+    check_kernels(rng, mode, num_layers, options)
 
 
 @pytest.mark.parametrize("regularizer", ["none", "both", "eval"])
 @pytest.mark.parametrize("mode", LN_MODES)
-def test_layer_norm_cells_against_the_reference(rng, mode, regularizer, spread):
+def test_layer_norm_cells_against_the_reference(rng, mode, regularizer):
     """Two layers, two directions, lengths; zoneout and DropConnect masks in training
     (the ones the loop drew) or their expectation in eval; a hidden size of 11."""
     p = 0.0 if regularizer == "none" else 0.35
@@ -94,7 +91,7 @@ def test_layer_norm_cells_against_the_reference(rng, mode, regularizer, spread):
 
 
 @pytest.mark.parametrize("mode", PLAIN_MODES)
-def test_zoneout_and_dropconnect_against_the_reference(rng, mode, spread):
+def test_zoneout_and_dropconnect_against_the_reference(rng, mode):
     run_against_reference(rng, mode, "float64", 0.4, 0.3)
 
 
