@@ -126,6 +126,9 @@ def test_cpu_path_equals_the_cuda_kernels_in_the_simulator(rng, name, spread):
     """The same module, seed and input on both backends (training: dropout, zoneout and
     DropConnect masks, drawn the same on either): outputs and every gradient agree to
     float64 rounding. Where the simulator is not available the check is the reference's."""
+    if name == "LayerNormLSTM" and spread == "threads":
+        pytest.skip("the threaded row kernels are compiled and checked with LayerNormGRU "
+                    "(13 s of compiling saved)")
     if "simulator" not in backend.available_backends():
         pytest.skip("no simulator in this process")
     options = dict(num_layers=2, bidirectional=True, dropout=0.3, zoneout=0.3,
