@@ -254,12 +254,16 @@ def reference_of(ours):
 
 def predicted_ms(case, mode, path):
     """The performance model's time (benchmarks/model.py, a prediction) of the recurrent
-    part of a persistent-path run, or None for the other paths: T steps per layer and
-    direction, forward (and backward in training)."""
+    part of a persistent-path run, or None for the other paths and where the model has
+    none (a size the H100's plan does not fit): T steps per layer and direction, forward
+    (and backward in training)."""
     if path != "persistent":
         return None
     directions = ("forward", "backward") if mode == "training" else ("forward",)
-    per_step = sum(predicted_us_per_step(case.cell, case.H, case.B, d)[1] for d in directions)
+    predictions = [predicted_us_per_step(case.cell, case.H, case.B, d) for d in directions]
+    if None in predictions:
+        return None
+    per_step = sum(new for _, new in predictions)
     return per_step * case.T * case.layers * case.directions / 1e3
 
 

@@ -32,7 +32,8 @@ import numpy as np
 from . import backend
 from .backend import kernel_views, launch, launch_grid, xp
 from .kernels.norm import ROW_THREADS, norm_kernels, row_kernels, row_shared_bytes
-from .kernels.steps import BLOCK_THREADS, LANES, TILE, layout, step_kernels
+from .kernels.steps import (BLOCK_THREADS, CHUNK, LANES, REGISTERS, layout, staged_rows,
+                            step_kernels)
 from .random import dropout_mask
 
 # One layer and direction's parameters; w_hr is None without a projection; the gains
@@ -205,43 +206,53 @@ Plan = namedtuple("Plan", ["units", "blocks", "threads", "staged", "forward_shar
 
 
 def _plan(cell, hidden, dtype, batch, kernels, on_chip):
-    """A Plan for ``kernels`` (forward, backward StepKernels fields), or None when even
-    TILE staged rows take more shared memory than a block may have, or (``on_chip``:
-    persistent) when the blocks could not all be resident at once. One block per SM (at
-    most one per unit: their registers allow no second one, kernels.md), as many batch
-    rows staged at once as fit, up to all of ``batch``."""
+    """A Plan for ``kernels`` (forward, backward StepKernels fields) from their compiled
+    figures on this device (``fit_plan``)."""
     dtype = np.dtype(dtype)
     step = step_kernels(cell, dtype)
     signatures = kernel_signatures(dtype)
     limits = [backend.cooperative_limits(getattr(step, name), signatures[name], BLOCK_THREADS)
               for name in kernels]
+    return fit_plan(cell.num_gates, hidden, dtype.itemsize, batch, limits, on_chip)
+
+
+def fit_plan(gates, hidden, itemsize, batch, limits, on_chip, threads=BLOCK_THREADS,
+             lanes=LANES, chunk=CHUNK, registers=None):
+    """The Plan of a cell of ``gates`` gates, or None when even one staged row takes more
+    shared memory than a block may have, or (``on_chip``: persistent) when the blocks
+    could not all be resident at once; ``limits``: the CooperativeLimits of the forward
+    and the backward kernel. One block per SM (at most one per unit: their registers
+    allow no second one, kernels.md), as many batch rows staged at once as fit, up to
+    all of ``batch`` (steps.staged_rows). The block's shape (``threads``, ``lanes``,
+    ``chunk``, ``registers``) is this process's kernels' unless given: the performance
+    model and the tests size a GPU's plan from a process without one."""
+    registers = REGISTERS[itemsize] if registers is None else registers
     units = -(-hidden // min([hidden] + [limit.max_blocks for limit in limits]))
     blocks = -(-hidden // units)
-    warps, gates = BLOCK_THREADS // LANES, cell.num_gates
+    warps = threads // lanes
 
     def shared(staged):  # forward, backward
-        return [layout(gates * units, hidden, warps, on_chip, staged)[-1] * dtype.itemsize,
-                layout(units, gates * hidden, warps, on_chip, staged)[-1] * dtype.itemsize]
+        return [layout(rows, width, warps, on_chip, staged, registers, chunk, lanes)[-1]
+                * itemsize for rows, width in ((gates * units, hidden), (units, gates * hidden))]
 
     def fits(staged):
         return all(size <= limit.max_shared_bytes
                    and (not on_chip or limit.co_resident(size) >= blocks)
                    for limit, size in zip(limits, shared(staged)))
 
-    staged = -(-max(batch, 1) // TILE) * TILE
-    while staged > TILE and not fits(staged):
-        staged -= TILE
-    if not fits(staged):
+    staged = staged_rows(batch, fits)
+    if staged is None:
         return None
-    return Plan(units, blocks, BLOCK_THREADS, staged, *shared(staged))
+    return Plan(units, blocks, threads, staged, *shared(staged))
 
 
 def persistent_plan(cell, hidden, dtype, batch=1):
     """The Plan of the persistent kernels (this thread's handoff) for ``batch`` rows, or
-    None when the G·H² weights, with TILE staged rows of input, do not fit in the shared
-    memory of blocks that can all be resident at once. Sized from the compiled kernels'
-    own figures (backend.cooperative_limits): at most one block per SM, each within the
-    device's opt-in shared memory less the kernel's static part, all co-resident."""
+    None when the G·H² weights, with one staged row of input, do not fit in the
+    registers (steps.REGISTERS) and shared memory of blocks that can all be resident at
+    once. Sized from the compiled kernels' own figures (backend.cooperative_limits): at
+    most one block per SM, each within the device's opt-in shared memory less the
+    kernel's static part, all co-resident."""
     suffix = "" if handoff() == "grid" else "_flags"
     return _plan(cell, hidden, dtype, batch, ("persistent_forward" + suffix,
                                               "persistent_backward" + suffix), True)
@@ -249,7 +260,7 @@ def persistent_plan(cell, hidden, dtype, batch=1):
 
 def fused_plan(cell, hidden, dtype, batch=1):
     """The Plan of the fused kernels (W_hh read from memory every step), or None when
-    TILE staged rows of input do not fit in a block's shared memory."""
+    one staged row of input does not fit in a block's shared memory."""
     return _plan(cell, hidden, dtype, batch, ("fused_forward", "fused_backward"), False)
 
 
@@ -274,9 +285,9 @@ def choose_path(cell, batch, hidden, dtype, projection, on_gpu=None, validated=N
                              f"values of {np.dtype(dtype)}) to fit in the shared memory of "
                              "the blocks that can be co-resident on this device")
         if forced == "fused" and fused_plan(cell, hidden, dtype, batch) is None:
-            raise ValueError(f"path: 'fused' needs a tile of {TILE} rows of "
-                             f"{cell.num_gates}·{hidden} values of {np.dtype(dtype)} to "
-                             "fit in a block's shared memory")
+            raise ValueError(f"path: 'fused' needs one row of {cell.num_gates}·{hidden} "
+                             f"values of {np.dtype(dtype)} to fit in a block's shared "
+                             "memory")
         return forced
     if only_plain or not on_gpu or not validated:
         return "plain"

@@ -9,7 +9,7 @@ import pytest
 import numba_rnn as nr
 from numba_rnn import backend, recurrent
 from numba_rnn.kernels import CELLS
-from numba_rnn.kernels.steps import BLOCK_THREADS, LANES, TILE, layout
+from numba_rnn.kernels.steps import BLOCK_THREADS, GPU_SHAPE, LANES, REGISTERS, TILE, layout
 from numba_rnn.testing import reference_results
 from oracles import assert_matches, directional_check, loss_of, make_problem
 
@@ -97,6 +97,26 @@ def test_paths_agree_with_each_other():
         _assert_same(_gradients(*variant, *problem), plain)
 
 
+def test_dropout_between_layers_on_every_path():
+    """A two-layer bidirectional GRU with dropout 0.5 between its layers, in training:
+    with the same seed every path draws the same masks and gives the plain path's
+    numbers, and the masks act (without dropout the gradients differ)."""
+    def gradients(path, handoff, dropout=0.5):
+        nr.manual_seed(3)
+        layer, x, states, upstream, lengths = make_problem(
+            np.random.default_rng(4), "gru", 3, 3, 3, 4, 2, "float64", lengths=[3, 1, 2],
+            bidirectional=True, dropout=dropout)
+        with recurrent.force_path(path), recurrent.use_handoff(handoff):
+            loss_of(layer, x, states, upstream, lengths).backward()
+        assert all(p == path for directions in layer.last_paths for p in directions)
+        return [x.grad.numpy()] + [p.grad.numpy() for p in layer.parameters()]
+
+    plain = gradients("plain", "grid")
+    for variant in VARIANTS:
+        _assert_same(gradients(*variant), plain)
+    assert not np.allclose(gradients("plain", "grid", dropout=0.0)[0], plain[0])
+
+
 def test_automatic_choice():
     lstm = CELLS["lstm"]
     # The simulator, a projection, or kernels not yet validated on a GPU: the plain path.
@@ -121,10 +141,10 @@ def _plan(cell, units, hidden, dtype, staged, on_chip=True):
     steps.layout."""
     warps = BLOCK_THREADS // LANES
     size = np.dtype(dtype).itemsize
-    g = cell.num_gates
+    g, registers = cell.num_gates, REGISTERS[size]
     return recurrent.Plan(units, -(-hidden // units), BLOCK_THREADS, staged,
-                          layout(g * units, hidden, warps, on_chip, staged)[-1] * size,
-                          layout(units, g * hidden, warps, on_chip, staged)[-1] * size)
+                          layout(g * units, hidden, warps, on_chip, staged, registers)[-1] * size,
+                          layout(units, g * hidden, warps, on_chip, staged, registers)[-1] * size)
 
 
 def test_automatic_choice_on_a_gpu(monkeypatch):
@@ -148,7 +168,7 @@ def test_automatic_choice_on_a_gpu(monkeypatch):
     assert recurrent.persistent_plan(lstm, 512, "float32", 32) == _plan(lstm, 4, 512, "float32", 32)
     assert choose(lstm, 32, 512) == "persistent" and choose(lstm, 64, 512) == "plain"
     assert choose(gru, 8, 256) == "persistent"
-    assert recurrent.persistent_plan(gru, 256, "float64", 3) == _plan(gru, 2, 256, "float64", 4)
+    assert recurrent.persistent_plan(gru, 256, "float64", 3) == _plan(gru, 2, 256, "float64", 3)
     # the fused kernels: one block per SM too, their weights in memory
     assert recurrent.fused_plan(lstm, 2048, "float32", 8) == _plan(lstm, 16, 2048, "float32", 8,
                                                                    False)
@@ -159,12 +179,50 @@ def test_persistent_plan_needs_every_block_resident(monkeypatch):
     # Without the opt-in (48 KiB less the static KiB) H=1024 does not fit ...
     fake_gpu(monkeypatch, max_shared=47 * 1024)
     assert recurrent.persistent_plan(lstm, 1024, "float32") is None
-    assert recurrent.persistent_plan(lstm, 256, "float32") == _plan(lstm, 2, 256, "float32", TILE)
+    assert recurrent.persistent_plan(lstm, 256, "float32") == _plan(lstm, 2, 256, "float32", 1)
     # ... and a grid the device cannot hold at once is refused too
     monkeypatch.setattr(backend, "cooperative_limits", lambda k, s, t: backend.CooperativeLimits(
         132, 227 * 1024, lambda shared: 100))
     assert recurrent.persistent_plan(lstm, 512, "float32") is None
-    assert recurrent.persistent_plan(lstm, 100, "float32") == _plan(lstm, 1, 100, "float32", TILE)
+    assert recurrent.persistent_plan(lstm, 100, "float32") == _plan(lstm, 1, 100, "float32", 1)
+
+
+def test_sizes_the_persistent_path_keeps_on_chip_on_an_h100():
+    """Issue 11's sizes in float32 on 132 SMs with 227 KiB a block (less the 1 KiB
+    static): LSTM H = 1385 and GRU H = 1600 fit, which shared memory alone cannot hold
+    (its rows of 11 and 13 units do not fit without the register rows), at B = 1 and,
+    fewer rows staged at a time, at B = 32."""
+    sms, room = 132, 227 * 1024 - 1024
+    limits = backend.CooperativeLimits(sms, room, lambda shared: sms if shared <= room else 0)
+
+    def plan(cell, hidden, batch, registers=None, itemsize=4):
+        registers = GPU_SHAPE["registers"][itemsize] if registers is None else registers
+        return recurrent.fit_plan(CELLS[cell].num_gates, hidden, itemsize, batch,
+                                  [limits, limits], True, threads=GPU_SHAPE["threads"],
+                                  lanes=GPU_SHAPE["lanes"], chunk=GPU_SHAPE["chunk"],
+                                  registers=registers)
+
+    for cell, hidden in (("lstm", 1385), ("gru", 1600)):
+        assert plan(cell, hidden, 1, registers=0) is None
+        one, many = plan(cell, hidden, 1), plan(cell, hidden, 32)
+        assert one.staged == 1 and one.units == -(-hidden // sms)
+        assert many is not None and 1 <= many.staged < 32
+        assert max(one.forward_shared, one.backward_shared) <= room
+    assert plan("lstm", 1500, 1) is None and plan("gru", 1700, 1) is None
+    assert plan("lstm", 900, 1, itemsize=8) is not None   # float64 where it fits
+
+
+@pytest.mark.parametrize("mode", ["lstm", "gru"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_register_rows_wider_than_what_registers_keep(mode, dtype, rng):
+    """The first rows of a block keep their first threads·REGISTERS values of k in
+    registers and the rest in shared memory: H beyond that, so that the forward's rows
+    have both parts (the backward's G·H-wide rows have them at every size here)."""
+    hidden = BLOCK_THREADS * REGISTERS[np.dtype(dtype).itemsize] + 3
+    problem = make_problem(rng, mode, 3, 2, 3, hidden, 1, dtype, lengths=[3, 2])
+    with recurrent.force_path("persistent"):
+        assert_matches(reference_results(*problem), *problem)
+    assert problem[0].last_paths == [["persistent"]]
 
 
 def _too_big_for_persistent(dtype="float64"):

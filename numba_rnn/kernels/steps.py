@@ -37,9 +37,19 @@ must be resident at once (``recurrent.persistent_plan``); both variants are coop
 launches, which the driver starts only when the whole grid fits. In the simulator a grid
 barrier only synchronizes one block: persistent kernels run there with one block.
 
-Shared memory, in elements of the dtype (``layout``): [W rows (persistent only) | the
-staged inputs, staged·min(K, CHUNK) | partial sums, S·staged·R, R fastest so that the
-gate math reads them without bank conflicts].
+Where a persistent block keeps its weights (PERF.md: registers first, then shared
+memory): the first GROUP rows of its slice (group 0) keep their first ``kept`` =
+min(K, threads·REGISTERS) values of k in registers, REGISTERS values a thread (k = tid
++ threads·n); every thread multiplies its values with the staged inputs and the warps'
+sums meet in one more piece of the partial sums, by atomic adds into shared memory.
+Shared memory holds the rest. On an H100 that is 24 KiB (float32) of a block's weights
+off shared memory, with one staged row what takes the persistent path to LSTM H = 1418
+and GRU H = 1612 in float32 (H = 1320 and 1489 before; benchmarks/NOTES.md).
+
+Shared memory, in elements of the dtype (``layout``): [W rows (persistent only: rows
+of group 0 from k = kept on, the others whole) | the staged inputs, staged·min(K,
+CHUNK) | partial sums, P·staged·R (P = S pieces of k, plus the register piece on chip),
+R fastest so that the gate math reads them without bank conflicts].
 """
 from collections import namedtuple
 
@@ -59,16 +69,27 @@ GROUP = 4
 _SUMS = GROUP * TILE  # a constant for cuda.local.array (an expression is not, to Numba)
 
 _SIMULATOR = backend.CUDA_SIMULATED
-#: Lanes that share one item of the matrix products (a warp on a GPU), and threads per
-#: block of the fused and persistent kernels (8 warps). The simulator runs every thread
-#: as a Python thread and has no warp operations: there a "warp" is 4 lanes and a block
-#: 2 of them, which keeps it fast and still exercises every piece of the algorithm.
-LANES = 4 if _SIMULATOR else 32
-BLOCK_THREADS = 8 if _SIMULATOR else 256
-#: Values of k staged at a time: a long input (the backward's G·H gate gradients) goes
-#: through shared memory in chunks, so that the weights keep most of it. Small in the
-#: simulator, so that its tests cross chunk boundaries.
-CHUNK = 8 if _SIMULATOR else 1024
+#: The shape of a fused or persistent block on a GPU (and in the offline compile check):
+#: ``lanes`` threads share one item of the matrix products (a warp), ``threads`` per
+#: block (8 warps); ``chunk`` values of k staged at a time: a long input (the backward's
+#: G·H gate gradients) goes through shared memory in chunks, so that the weights keep
+#: most of it; ``registers``: values of k per thread and register row that a persistent
+#: block keeps in registers, by itemsize: 4·6 float32 or 4·4 float64 (two registers
+#: each) values a thread, 24 KiB or 32 KiB of a block's weights (at 4·8 float32 NVVM
+#: left the array in local memory: the compile check fails a stack beyond the grid
+#: barrier's frame). The performance model and the tests size a GPU's plans from it.
+GPU_SHAPE = {"lanes": 32, "threads": 256, "chunk": 1024, "registers": {4: 6, 8: 4}}
+#: The simulator runs every thread as a Python thread and has no warp operations: there
+#: a "warp" is 4 lanes and a block 2 of them, which keeps it fast and still exercises
+#: every piece of the algorithm; chunks of 8 and 2 (float32) or 1 (float64) register
+#: values a thread, so that its small tests cross chunk boundaries and have register
+#: rows both wider and narrower than what registers keep.
+SHAPE = ({"lanes": 4, "threads": 8, "chunk": 8, "registers": {4: 2, 8: 1}} if _SIMULATOR
+         else GPU_SHAPE)
+LANES = SHAPE["lanes"]
+BLOCK_THREADS = SHAPE["threads"]
+CHUNK = SHAPE["chunk"]
+REGISTERS = SHAPE["registers"]
 
 StepKernels = namedtuple("StepKernels", [
     "forward", "backward", "fused_forward", "fused_backward",
@@ -76,20 +97,54 @@ StepKernels = namedtuple("StepKernels", [
     "persistent_forward_flags", "persistent_backward_flags"])
 
 
-def layout(rows, width, warps, on_chip, staged, chunk=CHUNK):
-    """(slices S, offset of the staged inputs, offset of the partial sums, total elements)
-    of a block's dynamic shared memory, for R = ``rows`` rows of length K = ``width``,
-    ``warps`` warps, the rows kept ``on_chip`` or not, and ``staged`` batch rows of one
-    chunk of k (at most ``chunk`` values) staged at a time. Each row's k range within a
-    chunk is cut into S slices so that every warp has an item when there are fewer
-    groups of GROUP rows than warps."""
+def layout(rows, width, warps, on_chip, staged, registers, chunk=CHUNK, lanes=LANES):
+    """The dynamic shared memory of a block for R = ``rows`` rows of length K =
+    ``width``, ``warps`` warps of ``lanes`` threads, the rows kept ``on_chip``
+    (persistent, with ``registers`` values of k per thread and register row in
+    registers) or read from memory (fused), and ``staged`` batch rows of one chunk of k
+    (at most ``chunk`` values) staged at a time: (slices S, pieces P of the partial
+    sums, register rows, values of k each register row keeps in registers, offset of
+    the staged inputs, offset of the partial sums, total elements). Each row's k range
+    within a chunk is cut into S slices so that every warp has an item when there are
+    fewer groups of GROUP rows than warps; on chip the register products add into one
+    more piece."""
     slices = max(1, warps // -(-rows // GROUP))
-    tile_at = rows * width if on_chip else 0
+    if on_chip:
+        held = min(GROUP, rows)
+        kept = min(width, warps * lanes * registers)
+        pieces = slices + 1
+    else:
+        held, kept, pieces = 0, 0, slices
+    tile_at = rows * width - held * kept if on_chip else 0
     partial_at = tile_at + staged * min(width, chunk)
-    return slices, tile_at, partial_at, partial_at + staged * rows * slices
+    return (slices, pieces, held, kept, tile_at, partial_at,
+            partial_at + staged * rows * pieces)
+
+
+def staged_rows(batch, fits):
+    """How many of ``batch`` rows of input a block stages at once: all of them (above
+    TILE rounded up to whole register tiles) when they fit, else fewer, by whole tiles
+    down to TILE and then one by one; None when not even one row ``fits``."""
+    staged = max(batch, 1)
+    if staged > TILE:
+        staged = -(-staged // TILE) * TILE
+    while staged > TILE and not fits(staged):
+        staged -= TILE
+    while staged > 1 and not fits(staged):
+        staged -= 1
+    return staged if fits(staged) else None
+
+
+def weight_offset(row, k, width, held, kept):
+    """Where W[row, k] of a block's rows lies in shared memory (not for the values that
+    registers keep: k < kept in the first ``held`` rows)."""
+    if row < held:
+        return row * (width - kept) + k - kept
+    return row * width - held * kept + k
 
 
 _layout = cuda.jit(device=True)(layout)
+_weight_offset = cuda.jit(device=True)(weight_offset)
 
 assert GROUP * TILE == 16, "reduce_scatter hands each pair of a warp's 32 lanes one sum"
 
@@ -182,8 +237,10 @@ def step_kernels(cell, dtype, target):
     # check) get shuffles, ld.global.cg and nanosleep.
     if _SIMULATOR:
         @cuda.jit(device=True)
-        def deposit(acc, smem, partial_at, staged, rows, count, r0, group, piece, lane):
+        def deposit(acc, smem, partial_at, staged, rows, count, r0, group, piece, lane,
+                    every):
             # no warp operations: every lane adds each of its sums into shared memory
+            # (atomically, whether ``every`` warp adds into the piece or one warp)
             for q in range(GROUP):
                 row = group * GROUP + q
                 for i in range(TILE):
@@ -200,13 +257,20 @@ def step_kernels(cell, dtype, target):
             pass
     else:
         @cuda.jit(device=True)
-        def deposit(acc, smem, partial_at, staged, rows, count, r0, group, piece, lane):
-            # the warp's 16 sums by one reduce-scatter; one lane of each pair adds its sum
+        def deposit(acc, smem, partial_at, staged, rows, count, r0, group, piece, lane,
+                    every):
+            # the warp's 16 sums by one reduce-scatter; one lane of each pair adds its sum,
+            # atomically into the register piece (every warp adds there), plainly into
+            # an item's own piece (one warp's)
             total, which = reduce_scatter(acc, lane)
             row = group * GROUP + which // TILE
             i = which % TILE
             if (lane & 1) == 0 and row < rows and r0 + i < count:
-                smem[partial_at + (piece * staged + r0 + i) * rows + row] += total
+                at = partial_at + (piece * staged + r0 + i) * rows + row
+                if every:
+                    cuda.atomic.add(smem, at, total)
+                else:
+                    smem[at] += total
 
         @cuda.jit(device=True)
         def load(a, t, b, k):
@@ -216,17 +280,23 @@ def step_kernels(cell, dtype, target):
         def pause():
             cuda.nanosleep(64)
 
+    registers = REGISTERS[dtype.itemsize]
+    held_values = GROUP * registers  # a constant for cuda.local.array
+
     def make_products(on_chip):
         """``products``: the partial sums of a tile, for the block's rows on chip
-        (shared memory from offset 0) or read from ``matrix`` in global memory."""
+        (registers ``wr`` and shared memory from offset 0, ``weight_offset``) or read
+        from ``matrix`` in global memory."""
         @cuda.jit(device=True)
-        def products(smem, source, step, b0, count, width, rows, units, j0, hidden, matrix,
-                     slices, staged, tile_at, partial_at):
+        def products(smem, wr, source, step, b0, count, width, rows, units, j0, hidden,
+                     matrix, slices, pieces, held, kept, staged, tile_at, partial_at):
             # partial[s, i, row] = Σ_{k in slice s} source[step, b0 + i, k]·M[row, k]
-            # for i < count; M's row `row` is matrix row (row // U)·H + j0 + row % U
+            # for i < count; M's row `row` is matrix row (row // U)·H + j0 + row % U; on
+            # chip, piece S has the sums over the k of the first ``held`` rows that
+            # registers keep (k < kept), which the slices then leave out
             tid, threads = cuda.threadIdx.x, cuda.blockDim.x
             warp, lane, warps = tid // LANES, tid % LANES, threads // LANES
-            for idx in range(tid, slices * staged * rows, threads):
+            for idx in range(tid, pieces * staged * rows, threads):
                 smem[partial_at + idx] = zero
             acc = cuda.local.array(_SUMS, value)
             w = cuda.local.array(GROUP, value)
@@ -243,18 +313,22 @@ def step_kernels(cell, dtype, target):
                     group = item // slices
                     piece = item - group * slices
                     start = piece * chunk
+                    if on_chip and group == 0:  # what registers keep is theirs to add
+                        start = max(start, kept - c0)
                     for r0 in range(0, count, TILE):  # TILE batch rows at a time
                         for a in range(_SUMS):
                             acc[a] = zero
                         if item < items:
-                            for kk in range(start + lane, min(span, start + chunk), LANES):
+                            for kk in range(start + lane, min(span, (piece + 1) * chunk),
+                                            LANES):
                                 for q in range(GROUP):
                                     row = group * GROUP + q
                                     u = row % units
                                     w[q] = zero
                                     if row < rows and j0 + u < hidden:
                                         if on_chip:
-                                            w[q] = smem[row * width + c0 + kk]
+                                            w[q] = smem[_weight_offset(row, c0 + kk, width,
+                                                                       held, kept)]
                                         else:
                                             w[q] = matrix[(row // units) * hidden + j0 + u,
                                                           c0 + kk]
@@ -265,7 +339,23 @@ def step_kernels(cell, dtype, target):
                                             acc[q * TILE + i] += w[q] * x
                             # the same for the whole warp, so its reductions stay in step
                             deposit(acc, smem, partial_at, staged, rows, count, r0, group,
-                                    piece, lane)
+                                    piece, lane, False)
+                if on_chip and c0 < kept:
+                    # the register rows: each thread its values k = tid + threads·n of
+                    # this chunk, every warp's sums into piece S
+                    for r0 in range(0, count, TILE):
+                        for a in range(_SUMS):
+                            acc[a] = zero
+                        for n in range(registers):
+                            k = tid + threads * n
+                            if c0 <= k and k < c0 + span and k < kept:
+                                for i in range(TILE):
+                                    if r0 + i < count:
+                                        x = smem[tile_at + (r0 + i) * span + k - c0]
+                                        for q in range(GROUP):
+                                            acc[q * TILE + i] += wr[q * registers + n] * x
+                        deposit(acc, smem, partial_at, staged, rows, count, r0, 0, slices,
+                                lane, True)
                 cuda.syncthreads()
 
         return products
@@ -274,25 +364,25 @@ def step_kernels(cell, dtype, target):
         products = make_products(on_chip)
 
         @cuda.jit(device=True)
-        def forward_step(smem, t, active, gx, w_hh, b_hh, h_seq, c_seq, saved, units,
+        def forward_step(smem, wr, t, active, gx, w_hh, b_hh, h_seq, c_seq, saved, units,
                          staged, j0, xg, rec, pre, prefetched):
             # h_seq[t+1] and the state of the block's units from h_seq[t], all rows
             hidden = b_hh.shape[0] // gates
             rows = gates * units
             tid, threads = cuda.threadIdx.x, cuda.blockDim.x
-            slices, tile_at, partial_at, _ = _layout(rows, hidden, threads // LANES,
-                                                     on_chip, staged, CHUNK)
+            slices, pieces, held, kept, tile_at, partial_at, _ = _layout(
+                rows, hidden, threads // LANES, on_chip, staged, registers, CHUNK, LANES)
             for b0 in range(0, active, staged):
                 count = min(staged, active - b0)
-                products(smem, h_seq, t, b0, count, hidden, rows, units, j0, hidden, w_hh,
-                         slices, staged, tile_at, partial_at)
+                products(smem, wr, h_seq, t, b0, count, hidden, rows, units, j0, hidden,
+                         w_hh, slices, pieces, held, kept, staged, tile_at, partial_at)
                 for pair in range(tid, count * units, threads):
                     i = pair // units
                     j = j0 + pair - i * units
                     if j < hidden:
                         for g in range(gates):
                             total = zero
-                            for piece in range(slices):
+                            for piece in range(pieces):
                                 total += smem[partial_at + (piece * staged + i) * rows
                                               + g * units + j - j0]
                             rec[g] = total
@@ -309,28 +399,28 @@ def step_kernels(cell, dtype, target):
         products = make_products(on_chip)
 
         @cuda.jit(device=True)
-        def backward_step(smem, t, active, next_batch, dy, w_hh_t, h_seq, c_seq, saved,
+        def backward_step(smem, wr, t, active, next_batch, dy, w_hh_t, h_seq, c_seq, saved,
                           dh_carry, dc_carry, dgx, dgh, units, staged, j0):
             # step t's gate gradients of the block's units, with dh_rec from step t+1's
             hidden = dgx.shape[2] // gates
             width = gates * hidden
             tid, threads = cuda.threadIdx.x, cuda.blockDim.x
-            slices, tile_at, partial_at, _ = _layout(units, width, threads // LANES,
-                                                     on_chip, staged, CHUNK)
+            slices, pieces, held, kept, tile_at, partial_at, _ = _layout(
+                units, width, threads // LANES, on_chip, staged, registers, CHUNK, LANES)
             for b0 in range(0, active, staged):
                 count = min(staged, active - b0)
                 reach = min(count, next_batch - b0)  # rows that ran step t+1
                 if reach > 0:
-                    products(smem, dgh if reads_dgh else dgx, t + 1, b0, reach, width,
-                             units, units, j0, hidden, w_hh_t, slices, staged, tile_at,
-                             partial_at)
+                    products(smem, wr, dgh if reads_dgh else dgx, t + 1, b0, reach, width,
+                             units, units, j0, hidden, w_hh_t, slices, pieces, held, kept,
+                             staged, tile_at, partial_at)
                 for pair in range(tid, count * units, threads):
                     i = pair // units
                     u = pair - i * units
                     if j0 + u < hidden:
                         dh_rec = zero
                         if i < reach:
-                            for piece in range(slices):
+                            for piece in range(pieces):
                                 dh_rec += smem[partial_at + (piece * staged + i) * units + u]
                         b, j = b0 + i, j0 + u
                         backward_unit(t, b, j, hidden, dy[t, b, j] + dh_carry[b, j] + dh_rec,
@@ -350,16 +440,17 @@ def step_kernels(cell, dtype, target):
         smem = cuda.shared.array(0, value)
         xg = cuda.local.array(gates, value)
         rec = cuda.local.array(gates, value)
-        forward_step_global(smem, t, active, gx, w_hh, b_hh, h_seq, c_seq, saved, units,
-                            staged, cuda.blockIdx.x * units, xg, rec, xg, False)
+        forward_step_global(smem, xg, t, active, gx, w_hh, b_hh, h_seq, c_seq, saved,
+                            units, staged, cuda.blockIdx.x * units, xg, rec, xg, False)
 
     @cuda.jit
     def fused_backward(t, active, next_batch, dy, w_hh_t, h_seq, c_seq, saved, dh_carry,
                        dc_carry, dgx, dgh, units, staged):
         # w_hh_t (H,G*H) = W_hhᵀ; next_batch: rows active at step t+1 (0 at the last)
         smem = cuda.shared.array(0, value)
-        backward_step_global(smem, t, active, next_batch, dy, w_hh_t, h_seq, c_seq, saved,
-                             dh_carry, dc_carry, dgx, dgh, units, staged,
+        unused = cuda.local.array(1, value)  # no register rows: the weights are in memory
+        backward_step_global(smem, unused, t, active, next_batch, dy, w_hh_t, h_seq, c_seq,
+                             saved, dh_carry, dc_carry, dgx, dgh, units, staged,
                              cuda.blockIdx.x * units)
 
     # ------------------------------------------------------------------ persistent
@@ -367,16 +458,29 @@ def step_kernels(cell, dtype, target):
     backward_step_on_chip = make_backward_step(True)
 
     @cuda.jit(device=True)
-    def load_rows(smem, matrix, rows, width, units, j0, hidden):
-        # smem[row·K + k] = matrix[(row // U)·H + j0 + row % U, k], zeros past H
+    def load_rows(smem, wr, matrix, rows, width, units, j0, hidden):
+        # the block's row `row` is matrix row (row // U)·H + j0 + row % U (zeros past H):
+        # its values k < kept of the first rows into registers, wr[q·REGISTERS + n] =
+        # row q's value k = tid + threads·n; the rest into shared memory (weight_offset)
         tid, threads = cuda.threadIdx.x, cuda.blockDim.x
+        _, _, held, kept, _, _, _ = _layout(rows, width, threads // LANES, True, 1,
+                                            registers, CHUNK, LANES)
+        for n in range(registers):
+            k = tid + threads * n
+            for q in range(GROUP):
+                wr[q * registers + n] = zero
+                if q < held and k < kept and j0 + q % units < hidden:
+                    wr[q * registers + n] = matrix[(q // units) * hidden + j0 + q % units, k]
         for idx in range(tid, rows * width, threads):
             row = idx // width
-            u = row % units
-            if j0 + u < hidden:
-                smem[idx] = matrix[(row // units) * hidden + j0 + u, idx - row * width]
-            else:
-                smem[idx] = zero
+            k = idx - row * width
+            if row >= held or k >= kept:
+                u = row % units
+                at = _weight_offset(row, k, width, held, kept)
+                if j0 + u < hidden:
+                    smem[at] = matrix[(row // units) * hidden + j0 + u, k]
+                else:
+                    smem[at] = zero
         cuda.syncthreads()
 
     @cuda.jit(device=True)
@@ -422,15 +526,17 @@ def step_kernels(cell, dtype, target):
             hidden = b_hh.shape[0] // gates
             j0 = cuda.blockIdx.x * units
             smem = cuda.shared.array(0, value)
-            load_rows(smem, w_hh, gates * units, hidden, units, j0, hidden)
+            wr = cuda.local.array(held_values, value)
+            load_rows(smem, wr, w_hh, gates * units, hidden, units, j0, hidden)
             xg = cuda.local.array(gates, value)
             rec = cuda.local.array(gates, value)
             pre = cuda.local.array(gates, value)
             prefetched = False
             steps = batch_sizes.shape[0]
             for t in range(steps):
-                forward_step_on_chip(smem, t, batch_sizes[t], gx, w_hh, b_hh, h_seq, c_seq,
-                                     saved, units, staged, j0, xg, rec, pre, prefetched)
+                forward_step_on_chip(smem, wr, t, batch_sizes[t], gx, w_hh, b_hh, h_seq,
+                                     c_seq, saved, units, staged, j0, xg, rec, pre,
+                                     prefetched)
                 if t + 1 < steps:
                     prefetched = prefetch(pre, gx, t + 1, batch_sizes[t + 1], units, staged,
                                           j0, hidden)
@@ -443,11 +549,12 @@ def step_kernels(cell, dtype, target):
             hidden = dgx.shape[2] // gates
             j0 = cuda.blockIdx.x * units
             smem = cuda.shared.array(0, value)
-            load_rows(smem, w_hh_t, units, gates * hidden, units, j0, hidden)
+            wr = cuda.local.array(held_values, value)
+            load_rows(smem, wr, w_hh_t, units, gates * hidden, units, j0, hidden)
             steps = batch_sizes.shape[0]
             for t in range(steps - 1, -1, -1):
                 next_batch = batch_sizes[t + 1] if t + 1 < steps else 0
-                backward_step_on_chip(smem, t, batch_sizes[t], next_batch, dy, w_hh_t,
+                backward_step_on_chip(smem, wr, t, batch_sizes[t], next_batch, dy, w_hh_t,
                                       h_seq, c_seq, saved, dh_carry, dc_carry, dgx, dgh,
                                       units, staged, j0)
                 if t > 0:
