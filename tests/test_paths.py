@@ -71,12 +71,12 @@ def test_path_finite_differences(path, mode, handoff, rng):
         directional_check(*problem)
 
 
-def _gradients(path, handoff, steps, batch, hidden, lengths, seed):
-    """Every gradient of an LSTM's loss on ``path`` (the same weights and data for the
+def _gradients(path, handoff, steps, batch, hidden, lengths, seed, mode="lstm"):
+    """Every gradient of a layer's loss on ``path`` (the same weights and data for the
     same arguments)."""
     nr.manual_seed(0)
     layer, x, states, upstream, lengths = make_problem(
-        np.random.default_rng(seed), "lstm", steps, batch, 3, hidden, 1, "float64",
+        np.random.default_rng(seed), mode, steps, batch, 3, hidden, 1, "float64",
         lengths=lengths)
     with recurrent.force_path(path), recurrent.use_handoff(handoff):
         loss_of(layer, x, states, upstream, lengths).backward()
@@ -88,10 +88,11 @@ def _assert_same(gradients, expected):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
 
 
-def test_paths_agree_with_each_other():
+@pytest.mark.parametrize("mode", MODES)
+def test_paths_agree_with_each_other(mode):
     """Same weights, same input: every path gives the plain path's numbers, with a batch
     of more rows than a tile (TILE) and fewer weight rows than warps."""
-    problem = (4, TILE + 2, 2, [4, 2, 3, 1, 4, 3], 5)
+    problem = (4, TILE + 2, 2, [4, 2, 3, 1, 4, 3], 5, mode)
     plain = _gradients("plain", "grid", *problem)
     for variant in VARIANTS:
         _assert_same(_gradients(*variant, *problem), plain)
