@@ -29,10 +29,11 @@ design"):
 Fused (``fused_forward``/``fused_backward``): one launch a step, the block's rows of W_hh
 read from global memory (L2) each step. Persistent (``persistent_forward``/
 ``persistent_backward``): one launch for the whole sequence; each block loads its rows
-of W_hh (forward) or W_hhᵀ (backward) into shared memory once, and steps are separated
-by a grid-wide handoff: ``cuda.cg.this_grid().sync()``, or (the ``_flags`` variants) an
-arrival counter: each block fences its writes, adds one, and waits until every block has
-arrived, having loaded its next inputs (gx[t+1]) first. Every block of a persistent grid
+of W_hh (forward) or W_hhᵀ (backward) on chip once (registers and shared memory,
+below), and steps are separated by a grid-wide handoff: ``cuda.cg.this_grid().sync()``,
+or (the ``_flags`` variants) an arrival counter: each block fences its writes, adds one
+atomically, and spins on a volatile load of the counter until every block has arrived,
+having loaded its next inputs (gx[t+1]) first. Every block of a persistent grid
 must be resident at once (``recurrent.persistent_plan``); both variants are cooperative
 launches, which the driver starts only when the whole grid fits. In the simulator a grid
 barrier only synchronizes one block: persistent kernels run there with one block.
@@ -234,7 +235,8 @@ def step_kernels(cell, dtype, target):
     # ------------------------------------------------- the pieces of one block step
     # The simulator has no warp operations nor cache-hinted loads: it gets a reduction by
     # atomic adds into shared memory and plain loads; GPUs (and the offline compile
-    # check) get shuffles, ld.global.cg and nanosleep.
+    # check) get shuffles, ld.global.cg, the flag handoff's spin on ld.global.cv (a
+    # volatile load) and nanosleep.
     if _SIMULATOR:
         @cuda.jit(device=True)
         def deposit(acc, smem, partial_at, staged, rows, count, r0, group, piece, lane,
@@ -255,6 +257,10 @@ def step_kernels(cell, dtype, target):
         @cuda.jit(device=True)
         def pause():
             pass
+
+        @cuda.jit(device=True)
+        def poll(counter):
+            return counter[0]
     else:
         @cuda.jit(device=True)
         def deposit(acc, smem, partial_at, staged, rows, count, r0, group, piece, lane,
@@ -279,6 +285,10 @@ def step_kernels(cell, dtype, target):
         @cuda.jit(device=True)
         def pause():
             cuda.nanosleep(64)
+
+        @cuda.jit(device=True)
+        def poll(counter):
+            return cuda.ldcv(counter, 0)  # a volatile load: from L2 every time, past L1
 
     registers = REGISTERS[dtype.itemsize]
     held_values = GROUP * registers  # a constant for cuda.local.array
@@ -501,7 +511,7 @@ def step_kernels(cell, dtype, target):
         if cuda.threadIdx.x == 0:
             cuda.atomic.add(arrived, 0, 1)
             target = steps_done * cuda.gridDim.x
-            while cuda.atomic.add(arrived, 0, 0) < target:  # an atomic read, from L2
+            while poll(arrived) < target:  # the other blocks' atomic adds land in L2
                 pause()
             cuda.threadfence()
         cuda.syncthreads()
