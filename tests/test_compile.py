@@ -82,6 +82,45 @@ def test_every_kernel_compiles_and_links_for_sm80_and_sm90(record, results):
     assert not problems, "\n".join(problems)
 
 
+def test_the_flag_handoffs_spin_reloads_the_counter(results):
+    """The _flags persistent kernels have one spin each (the handoff's wait), and every
+    turn of it loads the counter again; the grid-barrier kernels have none."""
+    persistent = [r for r in results if r["path"] == "persistent" and "error" not in r]
+    assert persistent
+    for r in persistent:
+        flags = r["kernel"].endswith("_flags")
+        assert (r["spins"], r["stale_spins"]) == ((1, 0) if flags else (0, 0)), r
+
+
+_SPIN = """
+    atom.global.add.u32 %r1, [%rd1], 1;
+    {load}
+    setp.le.s64 %p1, %rd2, %rd3;
+    @%p1 bra $L__BB0_2;
+$L__BB0_1:
+    mov.u32 %r3, 64;
+    nanosleep.u32 %r3;
+    {again}
+    setp.gt.s64 %p2, %rd2, %rd3;
+    @%p2 bra $L__BB0_1;
+$L__BB0_2:
+    bar.sync 0;
+"""
+
+
+def test_spin_check_on_ptx():
+    """A wait whose loop loads the counter again passes; one whose load was hoisted
+    before the loop (what NVVM did with numba-cuda's ld.global.cv) is stale."""
+    fresh = _SPIN.format(load="ld.acquire.gpu.b32 %r2, [%rd1];",
+                         again="ld.acquire.gpu.b32 %r4, [%rd1];")
+    hoisted = _SPIN.format(load="ld.global.cv.b32 %r2, [%rd1];", again="")
+    atomic = _SPIN.format(load="", again="atom.global.add.u32 %r4, [%rd1], 0;")
+    assert kernels_compile._spins(fresh) == (1, 0)
+    assert kernels_compile._spins(atomic) == (1, 0)
+    assert kernels_compile._spins(hoisted) == (1, 1)
+    assert kernels_compile._spins("nanosleep.u32 %r1;\n    ret;") == (0, 0)
+
+
 def test_the_float64_check_sees_real_ptx(results):
     """Every float64 step kernel computes in float64, so the detector that keeps float32
     kernels clean finds instructions in them: it reads the PTX that is compiled."""
@@ -116,6 +155,7 @@ def _result(**fields):
     # more than the grid barrier's frame: the register rows went to memory
     ({"path": "persistent", "cooperative": True, "stack": 144}, "144 bytes of stack"),
     ({"float64_instructions": 3}, "3 float64 instructions"),
+    ({"spins": 1, "stale_spins": 1}, "do not load the counter again"),
     ({"static_shared": 2048}, "2048 bytes of static shared memory"),
     ({"path": "persistent", "registers": 80, "static_shared": 228 * 1024,
       "cooperative": True, "stack": 16}, "no room for one block per SM"),

@@ -171,6 +171,7 @@ def compile_jobs(job_list, targets=tuple(TARGETS)):
                     ptx, _ = cuda.compile_ptx(kernel.py_func, types, cc=cc)
                     result.update(_link(ptx, target))
                     result["float64_instructions"] = _float64_instructions(ptx)
+                    result["spins"], result["stale_spins"] = _spins(ptx)
                 except Exception as exc:  # reported, and failed by problems()
                     result["error"] = f"{type(exc).__name__}: {exc}"
                 results.append(result)
@@ -241,6 +242,30 @@ _FLOAT64 = re.compile(r"^\s*[a-z][\w.]*\.f64\b", re.MULTILINE)
 def _float64_instructions(ptx):
     """How many PTX instructions compute in, load, store or convert to float64."""
     return len(_FLOAT64.findall(ptx))
+
+
+_LABEL = re.compile(r"^(\$\w+):", re.MULTILINE)
+_BRANCH = re.compile(r"\bbra(?:\.uni)?\s+(\$\w+);")
+#: What re-reads memory that other blocks write: an atomic, or an acquire, volatile or
+#: relaxed load.
+_FRESH_LOAD = re.compile(r"\b(?:atom\.|ld\.(?:acquire|volatile|relaxed)\.)")
+
+
+def _spins(ptx):
+    """(spins, stale spins): the loops that wait with ``nanosleep`` (the flag handoff's
+    spin), and those of them whose turn does not load the counter again (an atomic, or
+    an acquire, volatile or relaxed load between the loop's label and its branch back),
+    which wait forever once the compiler has hoisted the load."""
+    labels = {m.group(1): m.start() for m in _LABEL.finditer(ptx)}
+    spins = stale = 0
+    for sleep in re.finditer(r"\bnanosleep\b", ptx):
+        for branch in _BRANCH.finditer(ptx, sleep.end()):
+            head = labels.get(branch.group(1), len(ptx))
+            if head <= sleep.start():  # the branch back to the loop's head
+                spins += 1
+                stale += not _FRESH_LOAD.search(ptx, head, branch.start())
+                break
+    return spins, stale
 
 
 def _describe_kernel(recipe, name, signature):
@@ -315,6 +340,9 @@ def problems(results):
         if r["dtype"] == "float32" and r["float64_instructions"]:
             found.append(f"{what}: {r['float64_instructions']} float64 instructions in a "
                          "float32 kernel")
+        if r.get("stale_spins"):
+            found.append(f"{what}: {r['stale_spins']} spin loop(s) that do not load the "
+                         "counter again in each turn (a hoisted load waits forever)")
         if r["path"] == "persistent" and occupancy(r) < 1:
             found.append(f"{what}: {r['registers']} registers × {GPU_THREADS} threads and "
                          f"{r['static_shared'] + max_dynamic_shared(r)} bytes of shared "

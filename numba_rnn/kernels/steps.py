@@ -32,7 +32,7 @@ read from global memory (L2) each step. Persistent (``persistent_forward``/
 of W_hh (forward) or W_hhᵀ (backward) on chip once (registers and shared memory,
 below), and steps are separated by a grid-wide handoff: ``cuda.cg.this_grid().sync()``,
 or (the ``_flags`` variants) an arrival counter: each block fences its writes, adds one
-atomically, and spins on a volatile load of the counter until every block has arrived,
+atomically, and spins on an acquire load of the counter until every block has arrived,
 having loaded its next inputs (gx[t+1]) first. Every block of a persistent grid
 must be resident at once (``recurrent.persistent_plan``); both variants are cooperative
 launches, which the driver starts only when the whole grid fits. In the simulator a grid
@@ -41,16 +41,18 @@ barrier only synchronizes one block: persistent kernels run there with one block
 Where a persistent block keeps its weights (PERF.md: registers first, then shared
 memory): the first GROUP rows of its slice (group 0) keep their first ``kept`` =
 min(K, threads·REGISTERS) values of k in registers, REGISTERS values a thread (k = tid
-+ threads·n); every thread multiplies its values with the staged inputs and the warps'
-sums meet in one more piece of the partial sums, by atomic adds into shared memory.
-Shared memory holds the rest. On an H100 that is 24 KiB (float32) of a block's weights
-off shared memory, with one staged row what takes the persistent path to LSTM H = 1418
-and GRU H = 1612 in float32 (H = 1320 and 1489 before; benchmarks/NOTES.md).
++ threads·n); every thread multiplies its values with the staged inputs, and each
+warp adds its sums into a piece of the partial sums of its own, which the gate math
+adds with the others in a fixed order (no atomics: the same numbers every run).
+Shared memory holds the rest. On an H100 that is 24 KiB of a block's weights off
+shared memory, with one staged row what takes the persistent path to LSTM H = 1410 and
+GRU H = 1605 in float32 (H = 1320 and 1489 before; benchmarks/NOTES.md).
 
 Shared memory, in elements of the dtype (``layout``): [W rows (persistent only: rows
 of group 0 from k = kept on, the others whole) | the staged inputs, staged·min(K,
-CHUNK) | partial sums, P·staged·R (P = S pieces of k, plus the register piece on chip),
-R fastest so that the gate math reads them without bank conflicts].
+CHUNK) | partial sums, P·staged·R (P pieces: the S slices of k, and on chip one more
+per warp for the register rows), R fastest so that the gate math reads them without
+bank conflicts].
 """
 from collections import namedtuple
 
@@ -75,11 +77,11 @@ _SIMULATOR = backend.CUDA_SIMULATED
 #: block (8 warps); ``chunk`` values of k staged at a time: a long input (the backward's
 #: G·H gate gradients) goes through shared memory in chunks, so that the weights keep
 #: most of it; ``registers``: values of k per thread and register row that a persistent
-#: block keeps in registers, by itemsize: 4·6 float32 or 4·4 float64 (two registers
-#: each) values a thread, 24 KiB or 32 KiB of a block's weights (at 4·8 float32 NVVM
-#: left the array in local memory: the compile check fails a stack beyond the grid
-#: barrier's frame). The performance model and the tests size a GPU's plans from it.
-GPU_SHAPE = {"lanes": 32, "threads": 256, "chunk": 1024, "registers": {4: 6, 8: 4}}
+#: block keeps in registers, by itemsize: 4·6 float32 or 4·3 float64 (two registers
+#: each) values a thread, 24 KiB of a block's weights (at 4·8 float32 NVVM left the
+#: array in local memory, at 4·4 float64 ptxas spilled: the compile check fails both).
+#: The performance model and the tests size a GPU's plans from it.
+GPU_SHAPE = {"lanes": 32, "threads": 256, "chunk": 1024, "registers": {4: 6, 8: 3}}
 #: The simulator runs every thread as a Python thread and has no warp operations: there
 #: a "warp" is 4 lanes and a block 2 of them, which keeps it fast and still exercises
 #: every piece of the algorithm; chunks of 8 and 2 (float32) or 1 (float64) register
@@ -107,13 +109,13 @@ def layout(rows, width, warps, on_chip, staged, registers, chunk=CHUNK, lanes=LA
     sums, register rows, values of k each register row keeps in registers, offset of
     the staged inputs, offset of the partial sums, total elements). Each row's k range
     within a chunk is cut into S slices so that every warp has an item when there are
-    fewer groups of GROUP rows than warps; on chip the register products add into one
-    more piece."""
+    fewer groups of GROUP rows than warps; on chip each warp adds its register products
+    into one more piece."""
     slices = max(1, warps // -(-rows // GROUP))
     if on_chip:
         held = min(GROUP, rows)
         kept = min(width, warps * lanes * registers)
-        pieces = slices + 1
+        pieces = slices + warps
     else:
         held, kept, pieces = 0, 0, slices
     tile_at = rows * width - held * kept if on_chip else 0
@@ -173,6 +175,31 @@ def reduce_scatter(acc, lane):
     total = acc[0] + cuda.shfl_xor_sync(0xFFFFFFFF, acc[0], 1)
     return total, (((lane >> 4) & 1) * 8 + ((lane >> 3) & 1) * 4 + ((lane >> 2) & 1) * 2
                    + ((lane >> 1) & 1))
+
+
+if not _SIMULATOR:
+    from llvmlite import ir
+    from numba import types
+    from numba.cuda.extending import intrinsic
+
+    @intrinsic
+    def _load_acquire(typingctx, counter):
+        """counter[0] (int32) by ``ld.acquire.gpu``: a load that sees the other blocks'
+        atomic adds (from L2) and orders this block's later reads after it. The inline
+        assembly has a side effect and clobbers memory, so that the compiler reloads it
+        in every turn of a spin: numba-cuda's ``ldcv`` has neither, and NVVM hoisted it
+        out of the loop (the compile check fails a spin that does not reload)."""
+        if not (isinstance(counter, types.Array) and counter.dtype == types.int32):
+            return None
+
+        def codegen(context, builder, signature, args):
+            data = context.make_array(signature.args[0])(context, builder, args[0]).data
+            load = ir.InlineAsm(ir.FunctionType(ir.IntType(32), [data.type]),
+                                "ld.acquire.gpu.b32 $0, [$1];", "=r,l,~{memory}",
+                                side_effect=True)
+            return builder.call(load, [data])
+
+        return types.int32(counter), codegen
 
 
 def _every_cell_and_dtype():
@@ -235,14 +262,12 @@ def step_kernels(cell, dtype, target):
     # ------------------------------------------------- the pieces of one block step
     # The simulator has no warp operations nor cache-hinted loads: it gets a reduction by
     # atomic adds into shared memory and plain loads; GPUs (and the offline compile
-    # check) get shuffles, ld.global.cg, the flag handoff's spin on ld.global.cv (a
-    # volatile load) and nanosleep.
+    # check) get shuffles, ld.global.cg, the flag handoff's spin on an acquire load
+    # (ld.acquire.gpu) and nanosleep.
     if _SIMULATOR:
         @cuda.jit(device=True)
-        def deposit(acc, smem, partial_at, staged, rows, count, r0, group, piece, lane,
-                    every):
+        def deposit(acc, smem, partial_at, staged, rows, count, r0, group, piece, lane):
             # no warp operations: every lane adds each of its sums into shared memory
-            # (atomically, whether ``every`` warp adds into the piece or one warp)
             for q in range(GROUP):
                 row = group * GROUP + q
                 for i in range(TILE):
@@ -263,20 +288,14 @@ def step_kernels(cell, dtype, target):
             return counter[0]
     else:
         @cuda.jit(device=True)
-        def deposit(acc, smem, partial_at, staged, rows, count, r0, group, piece, lane,
-                    every):
-            # the warp's 16 sums by one reduce-scatter; one lane of each pair adds its sum,
-            # atomically into the register piece (every warp adds there), plainly into
-            # an item's own piece (one warp's)
+        def deposit(acc, smem, partial_at, staged, rows, count, r0, group, piece, lane):
+            # the warp's 16 sums by one reduce-scatter; one lane of each pair adds its sum
+            # (one warp owns each piece of a row)
             total, which = reduce_scatter(acc, lane)
             row = group * GROUP + which // TILE
             i = which % TILE
             if (lane & 1) == 0 and row < rows and r0 + i < count:
-                at = partial_at + (piece * staged + r0 + i) * rows + row
-                if every:
-                    cuda.atomic.add(smem, at, total)
-                else:
-                    smem[at] += total
+                smem[partial_at + (piece * staged + r0 + i) * rows + row] += total
 
         @cuda.jit(device=True)
         def load(a, t, b, k):
@@ -288,7 +307,7 @@ def step_kernels(cell, dtype, target):
 
         @cuda.jit(device=True)
         def poll(counter):
-            return cuda.ldcv(counter, 0)  # a volatile load: from L2 every time, past L1
+            return _load_acquire(counter)
 
     registers = REGISTERS[dtype.itemsize]
     held_values = GROUP * registers  # a constant for cuda.local.array
@@ -302,8 +321,8 @@ def step_kernels(cell, dtype, target):
                      matrix, slices, pieces, held, kept, staged, tile_at, partial_at):
             # partial[s, i, row] = Σ_{k in slice s} source[step, b0 + i, k]·M[row, k]
             # for i < count; M's row `row` is matrix row (row // U)·H + j0 + row % U; on
-            # chip, piece S has the sums over the k of the first ``held`` rows that
-            # registers keep (k < kept), which the slices then leave out
+            # chip, piece S + w has warp w's sums over the k of the first ``held`` rows
+            # that registers keep (k < kept), which the slices then leave out
             tid, threads = cuda.threadIdx.x, cuda.blockDim.x
             warp, lane, warps = tid // LANES, tid % LANES, threads // LANES
             for idx in range(tid, pieces * staged * rows, threads):
@@ -349,10 +368,10 @@ def step_kernels(cell, dtype, target):
                                             acc[q * TILE + i] += w[q] * x
                             # the same for the whole warp, so its reductions stay in step
                             deposit(acc, smem, partial_at, staged, rows, count, r0, group,
-                                    piece, lane, False)
+                                    piece, lane)
                 if on_chip and c0 < kept:
                     # the register rows: each thread its values k = tid + threads·n of
-                    # this chunk, every warp's sums into piece S
+                    # this chunk, each warp's sums into a piece of its own, S + warp
                     for r0 in range(0, count, TILE):
                         for a in range(_SUMS):
                             acc[a] = zero
@@ -364,8 +383,8 @@ def step_kernels(cell, dtype, target):
                                         x = smem[tile_at + (r0 + i) * span + k - c0]
                                         for q in range(GROUP):
                                             acc[q * TILE + i] += wr[q * registers + n] * x
-                        deposit(acc, smem, partial_at, staged, rows, count, r0, 0, slices,
-                                lane, True)
+                        deposit(acc, smem, partial_at, staged, rows, count, r0, 0,
+                                slices + warp, lane)
                 cuda.syncthreads()
 
         return products
