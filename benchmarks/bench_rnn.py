@@ -40,6 +40,7 @@ against the NumPy reference (and PyTorch on the CPU where importable). It says s
 records no times: the simulator's speed means nothing.
 """
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -105,6 +106,9 @@ def parse(argv):
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--path", default="auto", choices=("auto",) + recurrent.PATHS,
                    help="force numba_rnn's kernel path (default: its automatic choice)")
+    p.add_argument("--handoff", default=recurrent.DEFAULT_HANDOFF, choices=recurrent.HANDOFFS,
+                   help="how the persistent kernels separate their steps: grid.sync() "
+                        "or the arrival counter (default: %(default)s)")
     p.add_argument("--bridge", action="store_true",
                    help="also run numba_rnn.torch's module (numba_rnn's kernels inside "
                         "PyTorch's autograd): what the bridge costs per call")
@@ -614,6 +618,15 @@ def plot_ratios(records, path, against="cudnn",
     return path
 
 
+def forced(args):
+    """The kernel path (--path) and persistent handoff (--handoff) the run asks for, as
+    one context."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(recurrent.force_path(None if args.path == "auto" else args.path))
+    stack.enter_context(recurrent.use_handoff(args.handoff))
+    return stack
+
+
 def main(argv=None):
     args = parse(argv)
     cases = select_cases(args)
@@ -625,7 +638,7 @@ def main(argv=None):
         if torch is None or not torch.cuda.is_available():
             raise SystemExit("bench_rnn: on a GPU the comparison needs PyTorch with CUDA")
         print(f"timing {len(cases)} cases × {len(args.modes)} modes on {env['device']}")
-        with recurrent.force_path(None if args.path == "auto" else args.path):
+        with forced(args):
             records = run_gpu(args, cases, torch, env)
         table = ratio_table(records, env)
         kind = "gpu benchmark"
@@ -644,14 +657,15 @@ def main(argv=None):
         print("bench_rnn: no GPU, so this is a CORRECTNESS RUN in Numba's CUDA simulator "
               "against the NumPy reference" + (" and PyTorch on the CPU" if torch else "")
               + ": no timings, no speed claims.")
-        with nr.backend.use_backend("simulator"), \
-                recurrent.force_path(None if args.path == "auto" else args.path):
+        with nr.backend.use_backend("simulator"), forced(args):
             records = run_simulator(args, cases, torch)
         table = simulator_table(records)
         kind = "simulator correctness run (no timings)"
-    result = {"kind": kind, "path": args.path, "environment": env, "records": records}
+    result = {"kind": kind, "path": args.path, "handoff": args.handoff, "environment": env,
+              "records": records}
     if args.soak:
-        result["soak"] = soak(args, cases[0], DeviceMemory())
+        with forced(args) if args.device != "cpu" else contextlib.nullcontext():
+            result["soak"] = soak(args, cases[0], DeviceMemory())
         s = result["soak"]
         print(f"soak: {s['steps']} training steps, {s['memory']}: {s['start_bytes']} bytes at "
               f"the start, {s['end_bytes']} at the end (growth {s['growth_bytes']}, allowed "

@@ -3,6 +3,7 @@ BENCHMARKS.md, the soak, the exit status when a check fails), the case sets, the
 and the ratio table. Timings themselves only come from a GPU run."""
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,11 +18,16 @@ FIELDS = {"cell", "T", "B", "I", "H", "layers", "directions", "dtype", "mode",
           "implementation", "median_ms", "p10_ms", "p90_ms", "peak_bytes", "max_abs_err"}
 
 
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_rnn", BENCHMARKS / "bench_rnn.py")
+def load(script):
+    """A script of benchmarks/ as a module."""
+    spec = importlib.util.spec_from_file_location(script[:-3], BENCHMARKS / script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_bench():
+    return load("bench_rnn.py")
 
 
 def run(script, *args):
@@ -55,10 +61,10 @@ def test_correctness_run_in_the_simulator(tmp_path):
 @pytest.mark.skipif(backend.backend_name() != "simulator", reason="the simulator's run")
 def test_forced_path_in_the_correctness_run(tmp_path):
     code, out = run("bench_rnn.py", "--device", "simulator", "--sets", "deepbench", "--path", "persistent",
-                    "--no-progress", "--out", str(tmp_path))
+                    "--handoff", "flags", "--no-progress", "--out", str(tmp_path))
     assert code == 0, out
     result = json.loads((tmp_path / "results.json").read_text())
-    assert result["path"] == "persistent"
+    assert result["path"] == "persistent" and result["handoff"] == "flags"
     assert all(r["path"] == "persistent" and r["passed"] for r in result["records"])
 
 
@@ -235,3 +241,43 @@ def test_cpu_sets_scale_the_gpu_sets():
             {(c.T, c.layers, c.directions) for c in gpu}
         assert max(c.H for c in cases) <= max(c.H for c in gpu)
         assert all(c.I == c.H for c in cases)
+
+
+def test_kernel_resources_matches_the_offline_report():
+    """kernel_resources.py (run on a GPU) matches each build the driver reports to the
+    offline report's row for the device's target, and names the figures that differ."""
+    resources = load("kernel_resources.py")
+    report = json.loads((BENCHMARKS / "results" / "kernels" / "kernels.json").read_text())
+    row = next(r for r in report["rows"]
+               if r["kernel"] == "persistent_forward" and r["target"] == "sm_90")
+    same = {k: row[k] for k in ("kernel", "cell", "path", "dtype", "signature", "registers",
+                                "static_shared", "local")}
+    more = dict(same, registers=row["registers"] + 8)
+    rows = resources.compare([same, more], report["rows"], "sm_90")
+    assert [r["differs"] for r in rows] == [[], ["registers"]]
+    assert rows[0]["offline"]["registers"] == row["registers"]
+    assert resources.compare([same], report["rows"], "sm_75")[0]["offline"] is None
+    table = resources.markdown(rows, {"device": "test", "target": "sm_90", "versions": ""})
+    assert f"{row['registers'] + 8} / {row['registers']}" in table and "| registers |" in table
+
+
+@pytest.mark.skipif(backend.backend_name() == "cuda", reason="the run without a GPU")
+def test_kernel_resources_without_a_gpu(tmp_path):
+    code, out = run("kernel_resources.py", "--out", str(tmp_path))
+    assert code == 0 and "no GPU here" in out, out
+
+
+def test_gpu_check_script_runs_its_stages(tmp_path):
+    """benchmarks/gpu_check.sh (issue 12's one command): the versions stage runs
+    anywhere, packs its results into OUT, and an unknown stage counts as a failure."""
+    out = tmp_path / "out"
+    out.mkdir()
+    env = dict(os.environ, RESULTS=str(tmp_path / "results"), OUT=str(out))
+    done = subprocess.run(["bash", str(BENCHMARKS / "gpu_check.sh"), "env"], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "numba " in (tmp_path / "results" / "versions.log").read_text()
+    assert (out / "gpu_check-env.tar.gz").stat().st_size > 0
+    done = subprocess.run(["bash", str(BENCHMARKS / "gpu_check.sh"), "nonsense"], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "unknown stage" in done.stderr
