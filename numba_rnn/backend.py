@@ -237,12 +237,9 @@ def device_description():
     if not _ON_GPU:
         import platform
 
-        import numba
-
         # config, not get_num_threads(): that would start the threading layer here,
         # before kernels/targets.start_threads sets it up
-        where = (f"CPU, {numba.config.NUMBA_NUM_THREADS} Numba threads "
-                 f"({numba.threading_layer() if _threading_layer_known() else 'threading layer not started'})"
+        where = (f"CPU, {numba.config.NUMBA_NUM_THREADS} Numba threads ({_threading_layer()})"
                  if backend_name() == "cpu" else "Numba CUDA simulator on the CPU")
         return f"{where}; {platform.processor() or platform.machine()}; no GPU ({_why_no_gpu})"
     props = _cupy.cuda.runtime.getDeviceProperties(_cupy.cuda.Device().id)
@@ -250,14 +247,12 @@ def device_description():
     return name.decode() if isinstance(name, bytes) else str(name)
 
 
-def _threading_layer_known():
+def _threading_layer():
+    """The name of Numba's threading layer, or that none has started yet."""
     try:
-        import numba
-
-        numba.threading_layer()
-        return True
+        return numba.threading_layer()
     except ValueError:  # no parallel function has run yet
-        return False
+        return "threading layer not started"
 
 
 def synchronize():
