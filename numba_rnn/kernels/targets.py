@@ -155,32 +155,40 @@ def _parameters(function, skip):
 CPU_CHUNK = 256
 
 
+def _scratch(lengths, dtype, target, indent):
+    """Per-thread scratch arrays of ``dtype`` of the given ``lengths`` in a generated
+    kernel: (namespace entries, the source lines that allocate them at ``indent`` (CUDA:
+    local memory; CPU: NumPy arrays), their names as passed on, each followed by ", ")."""
+    names = [f"scratch{i}" for i in range(len(lengths))]
+    namespace = {f"length{i}": n for i, n in enumerate(lengths)}
+    if lengths:
+        namespace.update(value=numba.from_dtype(np.dtype(dtype)), dtype=np.dtype(dtype))
+    make = ("cuda.local.array(length{i}, value)" if target == CUDA
+            else "np.empty(length{i}, dtype)")
+    lines = "".join(f"{indent}{n} = {make.format(i=i)}\n" for i, n in enumerate(names))
+    return namespace, lines, "".join(f"{n}, " for n in names)
+
+
 def grid_kernel(item, target, name=None, dtype=None, scratch=()):
     """The kernel of ``item(k, *scratch, *args)`` (a plain Python function, compiled here
     with ``device(target)``) over work items k; see the module's docstring. ``scratch``:
     the lengths of per-thread arrays of ``dtype`` (CUDA: local memory; CPU: allocated
     once per chunk of CPU_CHUNK items)."""
     name = name or item.__name__.removesuffix("_item")
-    compiled = device(target)(item)
     args = ", ".join(_parameters(item, 1 + len(scratch)))
-    names = [f"scratch{i}" for i in range(len(scratch))]
-    passed = "".join(f"{n}, " for n in names)
-    namespace = {"item": compiled, "cuda": cuda, "np": np, "prange": numba.prange,
-                 "chunk": CPU_CHUNK}
-    if scratch:
-        namespace.update(value=numba.from_dtype(np.dtype(dtype)), dtype=np.dtype(dtype))
-        namespace.update({f"length{i}": n for i, n in enumerate(scratch)})
+    namespace = {"item": device(target)(item), "cuda": cuda, "np": np,
+                 "prange": numba.prange, "chunk": CPU_CHUNK}
     if target == CUDA:
-        make = "".join(f"    {n} = cuda.local.array(length{i}, value)\n"
-                       for i, n in enumerate(names))
+        extra, make, passed = _scratch(scratch, dtype, target, "    ")
         wrapper = _generate(name, f"def {name}({args}):\n{make}"
-                                  f"    item(cuda.grid(1), {passed}{args})\n", namespace)
+                                  f"    item(cuda.grid(1), {passed}{args})\n",
+                            {**namespace, **extra})
         return cuda.jit(wrapper)
-    make = "".join(f"        {n} = np.empty(length{i}, dtype)\n" for i, n in enumerate(names))
+    extra, make, passed = _scratch(scratch, dtype, target, "        ")
     wrapper = _generate(name, f"def {name}(n, {args}):\n"
                               f"    for c in prange((n + chunk - 1) // chunk):\n{make}"
                               f"        for k in range(c * chunk, min(n, (c + 1) * chunk)):\n"
-                              f"            item(k, {passed}{args})\n", namespace)
+                              f"            item(k, {passed}{args})\n", {**namespace, **extra})
     return CpuKernel(numba.njit(parallel=True, error_model="numpy")(wrapper), name)
 
 
@@ -190,28 +198,23 @@ def row_kernel(body, target, dtype, scratch=(), name=None):
     (CUDA: dynamic shared memory, sized by the launch; CPU: two values), ``scratch`` the
     lengths of per-thread arrays of ``dtype`` (CUDA: local memory; CPU: one per row)."""
     name = name or body.__name__.removesuffix("_row")
-    compiled = device(target)(body)
     args = ", ".join(_parameters(body, 2 + len(scratch)))
-    value = numba.from_dtype(np.dtype(dtype))
-    names = [f"scratch{i}" for i in range(len(scratch))]
-    passed = "".join(f"{n}, " for n in names)
-    namespace = {"body": compiled, "cuda": cuda, "np": np, "prange": numba.prange,
-                 "value": value, "dtype": np.dtype(dtype)}
-    namespace.update({f"length{i}": n for i, n in enumerate(scratch)})
+    namespace = {"body": device(target)(body), "cuda": cuda, "np": np,
+                 "prange": numba.prange, "value": numba.from_dtype(np.dtype(dtype)),
+                 "dtype": np.dtype(dtype)}
     if target == CUDA:
-        make = "".join(f"    {n} = cuda.local.array(length{i}, value)\n"
-                       for i, n in enumerate(names))
+        extra, make, passed = _scratch(scratch, dtype, target, "    ")
         wrapper = _generate(name, f"def {name}({args}):\n"
                                   f"    buf = cuda.shared.array(0, value)\n{make}"
                                   f"    body(cuda.blockIdx.x, buf, {passed}{args})\n",
-                            namespace)
+                            {**namespace, **extra})
         return cuda.jit(wrapper)
-    make = "".join(f"        {n} = np.empty(length{i}, dtype)\n" for i, n in enumerate(names))
+    extra, make, passed = _scratch(scratch, dtype, target, "        ")
     wrapper = _generate(name, f"def {name}(rows, {args}):\n"
                               f"    for row in prange(rows):\n"
                               f"        buf = np.empty(2, dtype)\n{make}"
                               f"        body(row, buf, {passed}{args})\n",
-                        namespace)
+                        {**namespace, **extra})
     return CpuKernel(numba.njit(parallel=True, error_model="numpy")(wrapper), name,
                      rows=True)
 
