@@ -55,8 +55,7 @@ def plan(cell, hidden, batch, itemsize=4, hw=H100):
     limits = backend.CooperativeLimits(
         hw["sms"], hw["max_shared"], lambda shared: hw["sms"] if shared <= hw["max_shared"] else 0)
     return recurrent.fit_plan(GATES[cell], hidden, itemsize, batch, [limits, limits], True,
-                              threads=hw["threads"], lanes=hw["lanes"], chunk=hw["chunk"],
-                              registers=hw["registers"][itemsize])
+                              shape=hw)
 
 
 def largest_hidden(cell, itemsize=4, hw=H100):

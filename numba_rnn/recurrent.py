@@ -32,8 +32,7 @@ import numpy as np
 from . import backend
 from .backend import kernel_views, launch, launch_grid, xp
 from .kernels.norm import ROW_THREADS, norm_kernels, row_kernels, row_shared_bytes
-from .kernels.steps import (BLOCK_THREADS, CHUNK, LANES, REGISTERS, layout, staged_rows,
-                            step_kernels)
+from .kernels.steps import BLOCK_THREADS, SHAPE, layout, staged_rows, step_kernels
 from .random import dropout_mask
 
 # One layer and direction's parameters; w_hr is None without a projection; the gains
@@ -216,24 +215,25 @@ def _plan(cell, hidden, dtype, batch, kernels, on_chip):
     return fit_plan(cell.num_gates, hidden, dtype.itemsize, batch, limits, on_chip)
 
 
-def fit_plan(gates, hidden, itemsize, batch, limits, on_chip, threads=BLOCK_THREADS,
-             lanes=LANES, chunk=CHUNK, registers=None):
+def fit_plan(gates, hidden, itemsize, batch, limits, on_chip, shape=SHAPE):
     """The Plan of a cell of ``gates`` gates, or None when even one staged row takes more
     shared memory than a block may have, or (``on_chip``: persistent) when the blocks
     could not all be resident at once; ``limits``: the CooperativeLimits of the forward
     and the backward kernel. One block per SM (at most one per unit: their registers
     allow no second one, kernels.md), as many batch rows staged at once as fit, up to
-    all of ``batch`` (steps.staged_rows). The block's shape (``threads``, ``lanes``,
-    ``chunk``, ``registers``) is this process's kernels' unless given: the performance
-    model and the tests size a GPU's plan from a process without one."""
-    registers = REGISTERS[itemsize] if registers is None else registers
+    all of ``batch`` (steps.staged_rows). The block's ``shape`` is this process's
+    kernels' (steps.SHAPE) unless given: the performance model and the tests size a
+    GPU's plan (steps.GPU_SHAPE) from a process without one."""
+    threads, lanes = shape["threads"], shape["lanes"]
+    registers = shape["registers"][itemsize]
     units = -(-hidden // min([hidden] + [limit.max_blocks for limit in limits]))
     blocks = -(-hidden // units)
     warps = threads // lanes
 
     def shared(staged):  # forward, backward
-        return [layout(rows, width, warps, on_chip, staged, registers, chunk, lanes)[-1]
-                * itemsize for rows, width in ((gates * units, hidden), (units, gates * hidden))]
+        return [layout(rows, width, warps, on_chip, staged, registers, shape["chunk"],
+                       lanes)[-1] * itemsize
+                for rows, width in ((gates * units, hidden), (units, gates * hidden))]
 
     def fits(staged):
         return all(size <= limit.max_shared_bytes

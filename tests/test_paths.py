@@ -126,15 +126,18 @@ def test_automatic_choice():
     assert recurrent.choose_path(lstm, 1, 8, "float32", False, on_gpu=True, validated=False) == "plain"
 
 
-def fake_gpu(monkeypatch, sms=132, max_shared=227 * 1024 - 1024):
-    """backend.cooperative_limits as an H100's would be: one block per SM, each with up
+def h100_limits(sms=132, max_shared=227 * 1024 - 1024):
+    """A kernel's CooperativeLimits as an H100's would be: one block per SM, each with up
     to ``max_shared`` bytes of dynamic shared memory (the opt-in 227 KiB less the 1 KiB
     static section the compile report shows on sm_90), all resident at once."""
-    def limits(kernel, signature, threads):
-        return backend.CooperativeLimits(
-            sms, max_shared, lambda shared: sms if shared <= max_shared else 0)
+    return backend.CooperativeLimits(
+        sms, max_shared, lambda shared: sms if shared <= max_shared else 0)
 
-    monkeypatch.setattr(backend, "cooperative_limits", limits)
+
+def fake_gpu(monkeypatch, sms=132, max_shared=227 * 1024 - 1024):
+    """backend.cooperative_limits as an H100's would be (``h100_limits``)."""
+    monkeypatch.setattr(backend, "cooperative_limits",
+                        lambda kernel, signature, threads: h100_limits(sms, max_shared))
 
 
 def _plan(cell, units, hidden, dtype, staged, on_chip=True):
@@ -193,22 +196,19 @@ def test_sizes_the_persistent_path_keeps_on_chip_on_an_h100():
     static): LSTM H = 1385 and GRU H = 1600 fit, which shared memory alone cannot hold
     (its rows of 11 and 13 units do not fit without the register rows), at B = 1 and,
     fewer rows staged at a time, at B = 32."""
-    sms, room = 132, 227 * 1024 - 1024
-    limits = backend.CooperativeLimits(sms, room, lambda shared: sms if shared <= room else 0)
+    limits = h100_limits()
+    without_registers = dict(GPU_SHAPE, registers={4: 0, 8: 0})
 
-    def plan(cell, hidden, batch, registers=None, itemsize=4):
-        registers = GPU_SHAPE["registers"][itemsize] if registers is None else registers
+    def plan(cell, hidden, batch, itemsize=4, shape=GPU_SHAPE):
         return recurrent.fit_plan(CELLS[cell].num_gates, hidden, itemsize, batch,
-                                  [limits, limits], True, threads=GPU_SHAPE["threads"],
-                                  lanes=GPU_SHAPE["lanes"], chunk=GPU_SHAPE["chunk"],
-                                  registers=registers)
+                                  [limits, limits], True, shape=shape)
 
     for cell, hidden in (("lstm", 1385), ("gru", 1600)):
-        assert plan(cell, hidden, 1, registers=0) is None
+        assert plan(cell, hidden, 1, shape=without_registers) is None
         one, many = plan(cell, hidden, 1), plan(cell, hidden, 32)
-        assert one.staged == 1 and one.units == -(-hidden // sms)
+        assert one.staged == 1 and one.units == -(-hidden // limits.max_blocks)
         assert many is not None and 1 <= many.staged < 32
-        assert max(one.forward_shared, one.backward_shared) <= room
+        assert max(one.forward_shared, one.backward_shared) <= limits.max_shared_bytes
     assert plan("lstm", 1500, 1) is None and plan("gru", 1700, 1) is None
     assert plan("lstm", 900, 1, itemsize=8) is not None   # float64 where it fits
 
