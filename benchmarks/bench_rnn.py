@@ -455,7 +455,7 @@ def cpu_table(records, env):
     return "\n".join(lines) + "\n"
 
 
-def run_simulator(args, cases, torch):
+def run_simulator(args, cases, torch, env):
     records = []
     rng = np.random.default_rng(0)
     size = SIMULATOR_SIZE
@@ -544,7 +544,7 @@ def ratio_table(records, env):
     return "\n".join(lines) + "\n"
 
 
-def simulator_table(records):
+def simulator_table(records, env):
     lines = ["**Correctness run in Numba's CUDA simulator: no timings, no speed claims.** "
              f"Each case scaled down to T={SIMULATOR_SIZE['T']}, B={SIMULATOR_SIZE['B']}, "
              f"I=H={SIMULATOR_SIZE['H']}; errors are max|ours - oracle| / max|oracle| over "
@@ -618,12 +618,16 @@ def plot_ratios(records, path, against="cudnn",
     return path
 
 
-def forced(args):
-    """The kernel path (--path) and persistent handoff (--handoff) the run asks for, as
-    one context."""
+def running(args):
+    """Where the run's numba_rnn work happens, as one context for the timed cases and the
+    soak alike: the backend of --device (cuda: the process's own) and, off the CPU path
+    (plain only), the kernel path (--path) and persistent handoff (--handoff) asked for."""
     stack = contextlib.ExitStack()
-    stack.enter_context(recurrent.force_path(None if args.path == "auto" else args.path))
-    stack.enter_context(recurrent.use_handoff(args.handoff))
+    if args.device != "cuda":
+        stack.enter_context(nr.backend.use_backend(args.device))
+    if args.device != "cpu":
+        stack.enter_context(recurrent.force_path(None if args.path == "auto" else args.path))
+        stack.enter_context(recurrent.use_handoff(args.handoff))
     return stack
 
 
@@ -638,10 +642,7 @@ def main(argv=None):
         if torch is None or not torch.cuda.is_available():
             raise SystemExit("bench_rnn: on a GPU the comparison needs PyTorch with CUDA")
         print(f"timing {len(cases)} cases × {len(args.modes)} modes on {env['device']}")
-        with forced(args):
-            records = run_gpu(args, cases, torch, env)
-        table = ratio_table(records, env)
-        kind = "gpu benchmark"
+        run, table_of, kind = run_gpu, ratio_table, "gpu benchmark"
     elif args.device == "cpu":
         if torch is None:
             raise SystemExit("bench_rnn: the CPU comparison needs PyTorch (pip install torch)")
@@ -649,23 +650,21 @@ def main(argv=None):
             raise SystemExit(f"bench_rnn: --path {args.path}: the CPU path runs 'plain' only")
         print(f"timing {len(cases)} cases × {len(args.dtypes)} dtypes × {len(args.modes)} "
               f"modes on the CPU ({env['device']}): CPU figures, no GPU involved")
-        with nr.backend.use_backend("cpu"):
-            records = run_cpu(args, cases, torch, env)
-        table = cpu_table(records, env)
-        kind = "cpu benchmark"
+        run, table_of, kind = run_cpu, cpu_table, "cpu benchmark"
     else:
         print("bench_rnn: no GPU, so this is a CORRECTNESS RUN in Numba's CUDA simulator "
               "against the NumPy reference" + (" and PyTorch on the CPU" if torch else "")
               + ": no timings, no speed claims.")
-        with nr.backend.use_backend("simulator"), forced(args):
-            records = run_simulator(args, cases, torch)
-        table = simulator_table(records)
-        kind = "simulator correctness run (no timings)"
-    result = {"kind": kind, "path": args.path, "handoff": args.handoff, "environment": env,
-              "records": records}
-    if args.soak:
-        with forced(args) if args.device != "cpu" else contextlib.nullcontext():
+        run, table_of, kind = (run_simulator, simulator_table,
+                               "simulator correctness run (no timings)")
+    with running(args):
+        records = run(args, cases, torch, env)
+        result = {"kind": kind, "path": args.path, "handoff": args.handoff, "environment": env,
+                  "records": records}
+        if args.soak:
             result["soak"] = soak(args, cases[0], DeviceMemory())
+    table = table_of(records, env)
+    if args.soak:
         s = result["soak"]
         print(f"soak: {s['steps']} training steps, {s['memory']}: {s['start_bytes']} bytes at "
               f"the start, {s['end_bytes']} at the end (growth {s['growth_bytes']}, allowed "

@@ -61,10 +61,11 @@ def test_correctness_run_in_the_simulator(tmp_path):
 @pytest.mark.skipif(backend.backend_name() != "simulator", reason="the simulator's run")
 def test_forced_path_in_the_correctness_run(tmp_path):
     code, out = run("bench_rnn.py", "--device", "simulator", "--sets", "deepbench", "--path", "persistent",
-                    "--handoff", "flags", "--no-progress", "--out", str(tmp_path))
+                    "--handoff", "flags", "--soak", "3", "--no-progress", "--out", str(tmp_path))
     assert code == 0, out
     result = json.loads((tmp_path / "results.json").read_text())
     assert result["path"] == "persistent" and result["handoff"] == "flags"
+    assert result["soak"]["passed"]   # the soak runs where the cases ran, on that path
     assert all(r["path"] == "persistent" and r["passed"] for r in result["records"])
 
 
