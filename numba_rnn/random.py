@@ -50,15 +50,22 @@ def device_uniform(shape, dtype):
     return _device_generator.random_sample(shape, dtype=dtype)
 
 
+def keep_mask(shape, p, dtype, draw=None):
+    """A device mask of zeros with probability p, else ones (the Bernoulli(1 - p) draw
+    under every dropout); ``draw(shape)`` gives the U[0, 1) samples, on the host or the
+    device (default: drawn on the device, ``device_uniform``)."""
+    dtype = np.dtype(dtype)
+    samples = device_uniform(shape, dtype) if draw is None else backend.to_device(draw(shape))
+    return (samples >= p).astype(dtype)
+
+
 def dropout_mask(shape, p, dtype, draw=None):
-    """A device mask of zeros with probability p, else 1/(1-p) (all zeros when p is 1);
-    ``draw(shape)`` gives the U[0, 1) samples, on the host or the device (default: drawn
-    on the device, ``device_uniform``)."""
+    """A device mask of zeros with probability p, else 1/(1-p) (all zeros when p is 1):
+    ``keep_mask`` scaled so that the mean is kept."""
     dtype = np.dtype(dtype)
     if p >= 1.0:
         return xp.zeros(shape, dtype=dtype)
-    samples = device_uniform(shape, dtype) if draw is None else backend.to_device(draw(shape))
-    return (samples >= p).astype(dtype) / dtype.type(1.0 - p)
+    return keep_mask(shape, p, dtype, draw) / dtype.type(1.0 - p)
 
 
 def integers(low, high, shape):

@@ -8,7 +8,10 @@ Shapes: ``linear`` maps (*, in) to (*, out); ``embedding`` maps integer indices 
 an unbatched (C,), with integer targets (N), (N, d1, ...) or () (``cross_entropy`` also
 class probabilities of the input's shape); the elementwise losses take an input and a
 target of one shape; ``layer_norm`` normalises the trailing ``normalized_shape``
-dimensions, ``batch_norm`` the channels of (N, C) or (N, C, *).
+dimensions, ``batch_norm`` the channels of (N, C) or (N, C, *); ``dropout`` and
+``alpha_dropout`` drop elements of (*), ``dropout1d``/``dropout2d``/``dropout3d`` and
+``feature_alpha_dropout`` whole channels of (N, C, *) (``dropout1d`` and ``dropout3d``
+also of an unbatched (C, *)).
 
 Signatures are PyTorch's, the deprecated ``size_average``/``reduce`` of the losses
 included (they override ``reduction`` with PyTorch's warning). ``inplace=True`` is
@@ -142,15 +145,120 @@ def embedding(input, weight, padding_idx=None):
     return _record(out, (weight,), backward)
 
 
-def dropout(input, p=0.5, training=True, inplace=False):
-    """Zeroes each element with probability p and scales the rest by 1/(1-p), in training
-    only; the mask is drawn from ``nr.manual_seed``'s generator."""
+# ------------------------------------------------------------------------ dropout
+# SELU's λα (its negative saturation value is -λα): alpha dropout sets a dropped element
+# to -λα, then maps every element through an affine map that keeps mean 0 and variance 1
+_SELU_SATURATION = 1.7580993408473766
+
+
+def _dropout_args(input, p, training, inplace):
+    """The checked float input, p and training of every dropout function."""
     x = _as_float_tensor(input, "input")
     p = check_probability("p", p)
     check_bool("inplace", inplace)
-    if not check_bool("training", training) or p == 0.0:
+    return x, p, check_bool("training", training)
+
+
+def _dropout(x, p, training, mask_dims=None, alpha=False):
+    """PyTorch's dropout core (ATen's _dropout_impl). x (*) is checked; the keep mask
+    (Bernoulli(1 - p)) has one draw per index of the leading ``mask_dims`` dimensions of
+    x, broadcast over the rest (None: one per element).
+    Plain: y = x·keep/(1-p), so E[y] = x.
+    Alpha: y = a·(x·keep - λα·(1 - keep)) + λα·a·p, a = ((1-p)(1 + p·(λα)²))^-1/2,
+    which keeps mean 0 and variance 1 for standard-normal x; written as x·(a·keep) + b
+    with b = (keep - 1)·λα·a + λα·a·p, PyTorch's order of operations.
+    p = 1 multiplies by zero (alpha dropout too, as PyTorch). dy/dx = the mask times a
+    (alpha) or 1/(1-p)."""
+    if not training or p == 0.0 or x.numel() == 0:
         return x
-    return x * _wrap(random.dropout_mask(x.shape, p, x.dtype))
+    if p == 1.0:
+        return x * _wrap(xp.zeros((), dtype=x.dtype))
+    mask_dims = x.ndim if mask_dims is None else mask_dims
+    if x.ndim < mask_dims:
+        raise ValueError(f"input: expected shape {'(N, C, *)' if mask_dims == 2 else '(C, *)'}"
+                         f" for channel-wise dropout, got {x.shape}")
+    shape = x.shape[:mask_dims] + (1,) * (x.ndim - mask_dims)
+    if alpha:
+        t = x.dtype.type
+        a = 1.0 / math.sqrt((_SELU_SATURATION * _SELU_SATURATION * p + 1) * (1 - p))
+        keep = random.keep_mask(shape, p, x.dtype)
+        b = (keep - 1) * t(_SELU_SATURATION * a) + t(_SELU_SATURATION * a * p)
+        scale = keep * t(a)
+        y = x._array * scale + b
+    else:
+        scale = random.dropout_mask(shape, p, x.dtype)
+        y = x._array * scale
+    return _record(y, (x,), lambda g: (g * scale,))
+
+
+def _warn_rank(name, ndim, spatial_dims):
+    """PyTorch's deprecation warning for dropout2d/dropout3d of an input that is neither
+    (C, *spatial) nor (N, C, *spatial)."""
+    warnings.warn(f"{name}: Received a {ndim}-D input to {name}, which is deprecated and will "
+                  "result in an error in a future release. To retain the behavior and silence "
+                  f"this warning, please use dropout instead. Note that {name} exists to "
+                  f"provide channel-wise dropout on inputs with {spatial_dims} spatial "
+                  "dimensions, a channel dimension, and an optional batch dimension (i.e. "
+                  f"{spatial_dims + 1}D or {spatial_dims + 2}D inputs).", stacklevel=3)
+
+
+def dropout(input, p=0.5, training=True, inplace=False):
+    """Zeroes each element with probability p and scales the rest by 1/(1-p), in training
+    only; the mask is drawn from ``nr.manual_seed``'s generator."""
+    x, p, training = _dropout_args(input, p, training, inplace)
+    return _dropout(x, p, training)
+
+
+def alpha_dropout(input, p=0.5, training=False, inplace=False):
+    """Alpha dropout for SELU networks (note PyTorch's default ``training=False``): each
+    element dropped with probability p is set to SELU's saturation -λα, then all are
+    mapped affinely so that zero mean and unit variance are kept (``_dropout``)."""
+    x, p, training = _dropout_args(input, p, training, inplace)
+    return _dropout(x, p, training, alpha=True)
+
+
+def feature_alpha_dropout(input, p=0.5, training=False, inplace=False):
+    """``alpha_dropout`` of whole channels: one draw per (N, C) of input (N, C, *)."""
+    x, p, training = _dropout_args(input, p, training, inplace)
+    return _dropout(x, p, training, mask_dims=2, alpha=True)
+
+
+def dropout1d(input, p=0.5, training=True, inplace=False):
+    """``dropout`` of whole channels of input (N, C, L) or unbatched (C, L): each channel
+    is zeroed with probability p, the rest scaled by 1/(1-p)."""
+    x, p, training = _dropout_args(input, p, training, inplace)
+    if x.ndim not in (2, 3):
+        raise ValueError(f"input: expected a 2-D (C, L) or 3-D (N, C, L) tensor for "
+                         f"dropout1d, got shape {x.shape}")
+    return _dropout(x, p, training, mask_dims=x.ndim - 1)
+
+
+def dropout2d(input, p=0.5, training=True, inplace=False):
+    """``dropout`` of whole channels of input (N, C, H, W). As in PyTorch, a 3-D input is
+    taken as (N, C, L) (not as unbatched (C, H, W)) with a warning, and any other rank
+    warns and drops along dims 0 and 1."""
+    x, p, training = _dropout_args(input, p, training, inplace)
+    if x.ndim not in (3, 4):
+        _warn_rank("dropout2d", x.ndim, 2)
+    if x.ndim == 3:
+        warnings.warn("dropout2d: Received a 3D input to dropout2d and assuming that "
+                      "channel-wise 1D dropout behavior is desired - input is interpreted as "
+                      "shape (N, C, L), where C is the channel dim. This behavior will change "
+                      "in a future release to interpret the input as one without a batch "
+                      "dimension, i.e. shape (C, H, W). To maintain the 1D channel-wise "
+                      "dropout behavior, please switch to using dropout1d instead.",
+                      stacklevel=2)
+    return _dropout(x, p, training, mask_dims=2)
+
+
+def dropout3d(input, p=0.5, training=True, inplace=False):
+    """``dropout`` of whole channels of input (N, C, D, H, W) or unbatched (C, D, H, W).
+    As in PyTorch, any other rank warns and is taken as unbatched: one draw per index of
+    dim 0."""
+    x, p, training = _dropout_args(input, p, training, inplace)
+    if x.ndim not in (4, 5):
+        _warn_rank("dropout3d", x.ndim, 3)
+    return _dropout(x, p, training, mask_dims=2 if x.ndim == 5 else 1)
 
 
 # ------------------------------------------------------------------ normalisation

@@ -1,5 +1,5 @@
 """Layers beyond the recurrent ones, with ``torch.nn``'s signatures, parameter names and
-default initialisation: Linear, Embedding, Dropout, normalisations, activations,
+default initialisation: Linear, Embedding, the dropouts, normalisations, activations,
 Identity, Flatten, Sequential, and the loss modules."""
 import math
 import numbers
@@ -14,7 +14,8 @@ from . import functional as F
 from .checks import check_bool, check_choice, check_dtype, check_int, check_probability, check_real
 from .module import Module, Parameter
 
-__all__ = ["Linear", "Embedding", "Dropout", "Identity", "Flatten", "LayerNorm",
+__all__ = ["Linear", "Embedding", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d",
+           "AlphaDropout", "FeatureAlphaDropout", "Identity", "Flatten", "LayerNorm",
            "BatchNorm1d", "ReLU", "LeakyReLU", "GELU", "Softplus", "Tanh", "Sigmoid",
            "Softmax", "LogSoftmax", "Sequential", "MSELoss", "L1Loss", "SmoothL1Loss",
            "HuberLoss", "NLLLoss", "CrossEntropyLoss", "BCELoss", "BCEWithLogitsLoss"]
@@ -74,20 +75,67 @@ class Embedding(Module):
         return f"{self.num_embeddings}, {self.embedding_dim}{pad}"
 
 
-class Dropout(Module):
-    """Zeroes elements with probability p and scales the rest by 1/(1-p), in training
-    mode only."""
+class _DropoutNd(Module):
+    """The dropouts' arguments: the probability p, checked here as PyTorch does and kept
+    as given (``Dropout(1)`` prints ``p=1``, as PyTorch's), and inplace (accepted; the
+    output is computed out of place)."""
 
     def __init__(self, p=0.5, inplace=False):
         super().__init__()
-        self.p = check_probability("p", p)
+        check_probability("p", p)
+        self.p = p
         self.inplace = check_bool("inplace", inplace)
-
-    def forward(self, input):
-        return F.dropout(input, self.p, self.training)
 
     def extra_repr(self):
         return f"p={self.p}, inplace={self.inplace}"
+
+
+class Dropout(_DropoutNd):
+    """Zeroes elements with probability p and scales the rest by 1/(1-p), in training
+    mode only."""
+
+    def forward(self, input):
+        return F.dropout(input, self.p, self.training, self.inplace)
+
+
+class Dropout1d(_DropoutNd):
+    """Zeroes whole channels of (N, C, L) or (C, L) with probability p and scales the rest
+    by 1/(1-p), in training mode only."""
+
+    def forward(self, input):
+        return F.dropout1d(input, self.p, self.training, self.inplace)
+
+
+class Dropout2d(_DropoutNd):
+    """Zeroes whole channels of (N, C, H, W) with probability p (a 3-D input warns and is
+    taken as (N, C, L), as in PyTorch) and scales the rest by 1/(1-p), in training only."""
+
+    def forward(self, input):
+        return F.dropout2d(input, self.p, self.training, self.inplace)
+
+
+class Dropout3d(_DropoutNd):
+    """Zeroes whole channels of (N, C, D, H, W) or (C, D, H, W) with probability p and
+    scales the rest by 1/(1-p), in training mode only."""
+
+    def forward(self, input):
+        return F.dropout3d(input, self.p, self.training, self.inplace)
+
+
+class AlphaDropout(_DropoutNd):
+    """Alpha dropout for SELU networks: keeps zero mean and unit variance
+    (``F.alpha_dropout``), in training mode only."""
+
+    def forward(self, input):
+        return F.alpha_dropout(input, self.p, self.training)
+
+
+class FeatureAlphaDropout(_DropoutNd):
+    """Alpha dropout of whole channels of (N, C, *) (``F.feature_alpha_dropout``), in
+    training mode only."""
+
+    def forward(self, input):
+        return F.feature_alpha_dropout(input, self.p, self.training)
 
 
 class Identity(Module):
