@@ -386,7 +386,10 @@ if _ON_GPU:
     def launch_grid(kernel, blocks, threads, shared_bytes, *args):
         """Launch ``kernel`` on ``blocks`` × ``threads`` with ``shared_bytes`` of dynamic
         shared memory on CuPy's current stream. Arguments may be CuPy arrays, views from
-        ``kernel_views``, or scalars; the launch configuration is built once and reused."""
+        ``kernel_views``, or scalars; the launch configuration is built once and reused.
+        Nothing is launched on zero blocks (an empty batch: a launch error on a GPU)."""
+        if blocks == 0:
+            return
         if getattr(kernel, "on_cpu", False):
             raise ValueError("a CPU-path kernel cannot run on GPU storage")
         args = [_kernel_arg(a) for a in args]
@@ -464,7 +467,10 @@ else:
     def launch_grid(kernel, blocks, threads, shared_bytes, *args):
         """Launch ``kernel`` on ``blocks`` × ``threads`` with ``shared_bytes`` of dynamic
         shared memory (simulator: runs it to completion). A CPU-path kernel
-        (``kernels/targets.py``) runs over ``blocks`` items (rows) instead."""
+        (``kernels/targets.py``) runs over ``blocks`` items (rows) instead. Nothing runs
+        on zero blocks, as on a GPU."""
+        if blocks == 0:
+            return
         if getattr(kernel, "on_cpu", False):
             kernel(blocks, *args)
             return

@@ -43,9 +43,11 @@ LayerParams = namedtuple("LayerParams", ["w_ih", "w_hh", "b_ih", "b_hh", "w_hr",
                          defaults=[None] * 5)
 
 # What one layer and direction's forward keeps for its backward: zo the zoneout weights
-# (T,B,S*H) or None; norm a NormCache for a layer-normalized cell.
+# (T,B,S*H) or None; norm a NormCache for a layer-normalized cell; path and handoff the
+# forward's, which its backward runs too (whichever thread runs it: PyTorch's autograd
+# runs a CUDA backward on a thread of its own, where force_path/use_handoff are unset).
 LayerCache = namedtuple("LayerCache", ["x", "state_seqs", "m_seq", "saved", "path", "zo",
-                                       "norm"], defaults=[None, None])
+                                       "norm", "handoff"], defaults=[None, None, None])
 NormCache = namedtuple("NormCache", ["xhat_ih", "rstd_ih", "ghat", "rstd"])
 
 
@@ -68,7 +70,8 @@ class Batching:
         self.order = xp.asarray(order)
         self.inverse = xp.asarray(np.argsort(order))
         # Steps past the longest sequence have no active rows and are not run at all.
-        self.batch_sizes = [int((sorted_lengths > t).sum()) for t in range(sorted_lengths[0])]
+        self.batch_sizes = [int((sorted_lengths > t).sum())
+                            for t in range(int(sorted_lengths.max(initial=0)))]
         self._last = xp.asarray(sorted_lengths)
         # Reversal within each length: step t of the reversed sequence b is step
         # len_b - 1 - t of the original; padding steps map to themselves.
@@ -246,14 +249,15 @@ def fit_plan(gates, hidden, itemsize, batch, limits, on_chip, shape=SHAPE):
     return Plan(units, blocks, threads, staged, *shared(staged))
 
 
-def persistent_plan(cell, hidden, dtype, batch=1):
-    """The Plan of the persistent kernels (this thread's handoff) for ``batch`` rows, or
+def persistent_plan(cell, hidden, dtype, batch=1, mode=None):
+    """The Plan of the persistent kernels (handoff ``mode``, by default this thread's) for
+    ``batch`` rows, or
     None when the G·H² weights, with one staged row of input, do not fit in the
     registers (steps.REGISTERS) and shared memory of blocks that can all be resident at
     once. Sized from the compiled kernels' own figures (backend.cooperative_limits): at
     most one block per SM, each within the device's opt-in shared memory less the
     kernel's static part, all co-resident."""
-    suffix = "" if handoff() == "grid" else "_flags"
+    suffix = "" if (mode or handoff()) == "grid" else "_flags"
     return _plan(cell, hidden, dtype, batch, ("persistent_forward" + suffix,
                                               "persistent_backward" + suffix), True)
 
@@ -270,6 +274,8 @@ def choose_path(cell, batch, hidden, dtype, projection, on_gpu=None, validated=N
     choice by problem size and what fits on chip. A projection, zoneout, the
     layer-normalized cells (their own row kernels, GEMMs between) and the CPU backend
     (its one kernel variant) run on "plain" only."""
+    if batch == 0:
+        return "plain"  # an empty batch runs no kernel, whatever the path
     on_gpu = backend.backend_name() == "cuda" if on_gpu is None else on_gpu
     validated = FUSED_VALIDATED_ON_GPU if validated is None else validated
     forced = forced_path()
@@ -298,10 +304,10 @@ def choose_path(cell, batch, hidden, dtype, projection, on_gpu=None, validated=N
     return "plain"
 
 
-def _persistent(kernels, direction):
-    """The persistent kernel of ``direction`` for this thread's handoff, and its arrival
+def _persistent(kernels, direction, mode):
+    """The persistent kernel of ``direction`` for handoff ``mode``, and its arrival
     counter: a zero for the flags, a stand-in for the grid barrier."""
-    if handoff() == "grid":
+    if mode == "grid":
         return getattr(kernels, "persistent_" + direction), backend.placeholder(1, np.int32)
     return getattr(kernels, f"persistent_{direction}_flags"), xp.zeros(1, dtype=np.int32)
 
@@ -320,6 +326,7 @@ def layer_forward(cell, x, states0, params, batching, zo=None):
     hidden = params.w_hh.shape[0] // cell.num_gates
     path = choose_path(cell, batch, hidden, x.dtype, params.w_hr is not None,
                        zoneout=zo is not None)
+    mode = handoff() if path == "persistent" else None
     zoned = int(zo is not None)
     if zoned and params.w_hr is not None:
         raise ValueError("zoneout: not supported with a projection (proj_size): the state "
@@ -340,7 +347,7 @@ def layer_forward(cell, x, states0, params, batching, zo=None):
                                xp.zeros((steps, batch, 2), dtype=x.dtype))
     else:
         gx += params.b_ih
-    gx = gx.reshape(steps, batch, -1)
+    gx = gx.reshape(steps, batch, gx.shape[-1])
     state_seqs = []
     for state0 in states0:
         # Zeros: rows of finished sequences are never written, and read as padding.
@@ -388,15 +395,15 @@ def layer_forward(cell, x, states0, params, batching, zo=None):
             launch_grid(kernels.fused_forward, plan.blocks, plan.threads, plan.forward_shared,
                         t, active, *views, plan.units, plan.staged)
     else:
-        plan = persistent_plan(cell, hidden, x.dtype, batch)
-        kernel, arrived = _persistent(step_kernels(cell, x.dtype), "forward")
+        plan = persistent_plan(cell, hidden, x.dtype, batch, mode)
+        kernel, arrived = _persistent(step_kernels(cell, x.dtype), "forward", mode)
         launch_grid(kernel, plan.blocks, plan.threads, plan.forward_shared,
                     batching.device_batch_sizes(), gx, params.w_hh, params.b_hh, h_seq,
                     c_seq, saved, plan.units, plan.staged, arrived)
 
     finals = tuple(batching.finals(seq) for seq in state_seqs)
     return h_seq[1:], finals, LayerCache(x, tuple(state_seqs), m_seq, saved, path, zo,
-                                         norm_cache)
+                                         norm_cache, mode)
 
 
 def _state_norm_params(cell, params, dtype):
@@ -412,7 +419,7 @@ def layer_backward(cell, cache, params, doutput, dfinals, batching):
     doutput (T,B,P) or None; dfinals: one array (B,H) or None per state.
     Returns (dx (T,B,I), dstates0 tuple, LayerParams of gradients).
     """
-    x, state_seqs, m_seq, saved, path, zo, norm_cache = cache
+    x, state_seqs, m_seq, saved, path, zo, norm_cache, mode = cache
     steps, batch, _ = x.shape
     hidden = params.w_hh.shape[0] // cell.num_gates
     zoned = int(zo is not None)
@@ -480,8 +487,8 @@ def layer_backward(cell, cache, params, doutput, dfinals, batching):
                             plan.backward_shared, t, sizes[t], next_batch, *views, plan.units,
                             plan.staged)
         else:
-            plan = persistent_plan(cell, hidden, x.dtype, batch)
-            kernel, arrived = _persistent(kernels, "backward")
+            plan = persistent_plan(cell, hidden, x.dtype, batch, mode)
+            kernel, arrived = _persistent(kernels, "backward", mode)
             launch_grid(kernel, plan.blocks, plan.threads, plan.backward_shared,
                         batching.device_batch_sizes(), doutput, w_hh_t, h_seq, c_seq, saved,
                         dh_carry, dc_carry, dgx, kernel_dgh, plan.units, plan.staged,
@@ -506,7 +513,8 @@ def _norm_layer_backward(cell, cache, params, doutput, batching, c_seq, dh_carry
     arrays layer_backward made: its step kernel each step, W_hh's product by the loop,
     and the gradients of the input projection's norm and of every gain after the loop.
     Returns (dx, LayerParams of gradients); the carries end as the initial states'."""
-    x, state_seqs, _, saved, _, _, (xhat_ih, rstd_ih, ghat, rstd) = cache
+    x, state_seqs, saved = cache.x, cache.state_seqs, cache.saved
+    xhat_ih, rstd_ih, ghat, rstd = cache.norm
     steps, batch, _ = x.shape
     hidden = params.w_hh.shape[0] // cell.num_gates
     h_seq = state_seqs[0]

@@ -447,24 +447,25 @@ class Tensor:
         Afterwards the arrays that the graph saved for backward are released, and a
         second backward through the same operations raises RuntimeError, unless
         ``retain_graph=True`` keeps them, as in PyTorch."""
-        if create_graph:
-            raise NotImplementedError("create_graph: higher-order gradients are not "
-                                      "supported; call backward() without create_graph")
+        refuse_create_graph(create_graph, "backward")
         if not self.requires_grad:
             raise RuntimeError("backward: this tensor does not require grad and has no graph")
+        grad = self._root_gradient(gradient, "gradient", "backward")
+        _run_backward([self], [grad], bool(retain_graph))
+
+    def _root_gradient(self, gradient, name, caller):
+        """The gradient that a backward pass from ``self`` starts with: ``gradient``
+        (argument ``name``) as an array of self's shape, or ones for a scalar."""
         if gradient is None:
             if self._array.size != 1:
                 raise RuntimeError(
-                    f"backward: gradient can be omitted only for a scalar, got shape {self.shape}"
+                    f"{caller}: gradient can be omitted only for a scalar, got shape {self.shape}"
                 )
-            grad = xp.ones_like(self._array)
-        else:
-            grad = _to_storage(gradient, self.dtype)
-            if grad.shape != self._array.shape:
-                raise GradientShapeError(
-                    f"gradient: expected shape {self.shape}, got {tuple(grad.shape)}"
-                )
-        _run_backward(self, grad, bool(retain_graph))
+            return xp.ones_like(self._array)
+        grad = _to_storage(gradient, self.dtype)
+        if grad.shape != self._array.shape:
+            raise GradientShapeError(f"{name}: expected shape {self.shape}, got {tuple(grad.shape)}")
+        return grad
 
     def retain_grad(self):
         """Have backward() fill this non-leaf tensor's ``.grad`` too (leaves always get
@@ -1884,20 +1885,55 @@ _MODIFIED = ("backward: a tensor of shape {shape} that this graph saved for the 
              "gradient would be wrong; run the forward again after the update")
 
 
-def _run_backward(root, grad, retain_graph):
-    """Apply the recorded functions from ``root`` back to the leaves, in reverse
-    topological order: a function runs only once every consumer of its outputs has
-    passed its gradient, so that each output's gradient is complete (summed over all
-    its uses) before it propagates further (PyTorch's engine counts dependencies the
-    same way). Iterative: graphs of long sequences are deep."""
-    if root._fn is None:
-        root._accumulate(grad)
-        return
-    # Pass 1: every function reachable from the root, and how many edges from those
+def refuse_create_graph(create_graph, caller):
+    """numba_rnn's engine differentiates once: a backward pass that records its own graph
+    (create_graph=True) is refused, never answered with first-order gradients that carry
+    no graph."""
+    if create_graph:
+        raise NotImplementedError(
+            f"{caller}(create_graph=True): numba_rnn's autograd computes first-order "
+            "gradients only (its backward functions work on arrays and record no graph), "
+            "so higher-order derivatives are refused rather than silently wrong; run the "
+            "model inside PyTorch with numba_rnn.torch for gradient penalties or "
+            "double backward, or call it without create_graph")
+
+
+def _run_backward(roots, grads, retain_graph, wanted=None):
+    """Apply the recorded functions from ``roots`` (with their gradients ``grads``) back
+    to the leaves, in reverse topological order: a function runs only once every
+    consumer of its outputs has passed its gradient, so that each output's gradient is
+    complete (summed over all its uses) before it propagates further (PyTorch's engine
+    counts dependencies the same way). Iterative: graphs of long sequences are deep.
+
+    Without ``wanted`` the gradients accumulate into the leaves' (and retained
+    tensors') ``.grad``. With ``wanted`` (tensors, as ``autograd.grad``'s inputs) no
+    ``.grad`` is touched: returns the gradient of each wanted tensor (None where none
+    reached it)."""
+    found = None if wanted is None else {id(t): None for t in wanted}
+
+    def deliver(tensor, g):
+        if found is None:
+            tensor._accumulate(g)
+        elif id(tensor) in found:
+            found[id(tensor)] = g if found[id(tensor)] is None else found[id(tensor)] + g
+
+    # the wanted non-leaves, by the function and output that produce them
+    produced = {} if wanted is None else {(id(t._fn), t._output_nr): t for t in wanted
+                                           if t._fn is not None}
+    pending, ready, stack, reachable = {}, [], [], {}
+    for root, grad in zip(roots, grads):
+        if root._fn is None:
+            deliver(root, grad)
+            continue
+        slots = pending.setdefault(id(root._fn), [None] * root._fn.n_outputs)
+        k = root._output_nr
+        slots[k] = grad if slots[k] is None else slots[k] + grad
+        if id(root._fn) not in reachable:
+            reachable[id(root._fn)] = root._fn
+            stack.append(root._fn)
+    # Pass 1: every function reachable from the roots, and how many edges from those
     # functions lead into each one.
-    reachable = {id(root._fn): root._fn}
     consumers = {}
-    stack = [root._fn]
     while stack:
         fn = stack.pop()
         if fn.backward is None:
@@ -1916,19 +1952,20 @@ def _run_backward(root, grad, retain_graph):
                     stack.append(producer)
 
     # Pass 2: run each function once all its consumers have run.
-    pending = {id(root._fn): [None] * root._fn.n_outputs}
-    pending[id(root._fn)][root._output_nr] = grad
-    ready = [root._fn]
+    ready = [fn for key, fn in reachable.items() if consumers.get(key, 0) == 0]
     while ready:
         fn = ready.pop()
         out_grads = pending.pop(id(fn), None)
         in_grads = None
         if out_grads is not None:
-            if fn.retained:
+            if found is None and fn.retained:
                 for k, ref in fn.retained.items():
                     tensor = ref()
                     if tensor is not None and out_grads[k] is not None:
                         tensor._accumulate(out_grads[k])
+            for k, g in enumerate(out_grads):
+                if g is not None and (id(fn), k) in produced:
+                    deliver(produced[(id(fn), k)], g)
             in_grads = fn.backward(out_grads if fn.n_outputs > 1 else out_grads[0])
         if fn.saves and not retain_graph:
             fn.release()
@@ -1946,4 +1983,5 @@ def _run_backward(root, grad, retain_graph):
                 if consumers[key] == 0:
                     ready.append(producer)
             elif edge is not None and g is not None:
-                edge._accumulate(g)
+                deliver(edge, g)
+    return found

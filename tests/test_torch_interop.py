@@ -207,10 +207,28 @@ def test_bad_input_is_refused_as_torch_refuses_it(name, call):
         assert torch.equal(p, before[n])
 
 
+@pytest.mark.parametrize("kind", ["GRU", "LSTMCell"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_and_bfloat16_modules_compute_in_float32(kind, dtype):
+    """A module in float16 or bfloat16 runs (as torch.nn's does): computed in float32,
+    results and gradients in the module's dtype, equal to torch.nn's in that dtype
+    within its rounding."""
+    ours, theirs = pair(kind, 4, 3, dtype="float32")
+    x = torch.randn((5, 2, 4) if kind == "GRU" else (2, 4)).to(dtype)
+    expected, expected_grads = run(theirs.to(dtype), x)
+    got, got_grads = run(ours.to(dtype), x)
+    for a, b in zip(got + got_grads, expected + expected_grads):
+        if b is None:  # a cell's output sequence
+            assert a is None
+            continue
+        assert a.dtype == dtype
+        torch.testing.assert_close(a.float(), b.float(), rtol=0.03, atol=0.03)
+
+
 def test_ours_refuses_what_numba_rnn_cannot_compute():
-    ours = nrt.GRU(4, 3).half()
+    ours = nrt.GRU(4, 3).to(torch.complex64)
     with pytest.raises(TypeError, match="float32 or float64"):
-        ours(torch.zeros(3, 2, 4, dtype=torch.float16))
+        ours(torch.zeros(3, 2, 4, dtype=torch.complex64))
     with pytest.raises(ValueError, match="lengths"):
         nrt.GRU(4, 3)(torch.zeros(3, 4), lengths=[3])
 

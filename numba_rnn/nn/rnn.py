@@ -22,6 +22,11 @@ from .utils.rnn import PackedSequence
 
 _STATE_NAMES = ("h_0", "c_0")
 
+
+class EmptySequenceError(ValueError, RuntimeError):
+    """A sequence of length 0: bad input (ValueError) that PyTorch refuses with a
+    RuntimeError."""
+
 #: Options beyond torch.nn's, with the values that mean "off" (also what a module saved
 #: whole before they existed gets when loaded).
 _OPTION_DEFAULTS = {"zoneout": 0.0, "weight_dropout": 0.0, "forget_bias": None}
@@ -303,10 +308,10 @@ class RNNBase(_Recurrent):
         else:
             steps, batch = x.shape[:2]
         if steps < 1:
-            raise ValueError(f"input: expected a sequence of at least one step, got shape {x.shape}")
-        if batch < 1:
-            raise ValueError(f"input: expected a batch of at least one sequence, got shape {x.shape}")
-        return x, batched, steps, batch
+            raise EmptySequenceError(
+                "input: Expected sequence length to be larger than 0 in RNN (a sequence of "
+                f"at least one step), got shape {x.shape}")
+        return x, batched, steps, batch  # a batch of 0 gives empty outputs, as in PyTorch
 
     def _check_lengths(self, lengths, steps, batch):
         if lengths is None:
@@ -325,7 +330,7 @@ class RNNBase(_Recurrent):
             raise ValueError(
                 f"lengths: expected {batch} lengths (one per batch entry), got {values.shape[0]}"
             )
-        if values.min() < 1 or values.max() > steps:
+        if values.size and (values.min() < 1 or values.max() > steps):
             raise ValueError(
                 f"lengths: expected every length in [1, {steps}] (the sequence length), "
                 f"got {values.tolist()}"
@@ -497,9 +502,7 @@ class RNNCellBase(_Recurrent):
                 f"tensor (input_size {self.input_size}), got shape {x.shape}"
             )
         batched = x.ndim == 2
-        batch = x.shape[0] if batched else 1
-        if batch < 1:
-            raise ValueError(f"input: expected a batch of at least one row, got shape {x.shape}")
+        batch = x.shape[0] if batched else 1  # 0 rows give empty states, as in PyTorch
         shape = (batch, self.hidden_size) if batched else (self.hidden_size,)
         meaning = "batch, hidden_size" if batched else "hidden_size"
         states = self._check_states(hx, [shape, shape], [meaning, meaning])
