@@ -7,6 +7,9 @@ path against PyTorch's CPU layers (oneDNN), in one process with the same threads
                                    [--modes inference,training] [--quick] [--out DIR]
                                    [--repeats N] [--warmup N] [--soak N] [--bridge]
                                    [--dtypes float32,float64]   (cpu)
+                                   [--case CELL:T:B:H[:LxD] ...] [--T N,..] [--B N,..]
+                                   [--H N,..] [--jsonl FILE --tag TAG] [--case-timeout S]
+                                   [--no-cudnn-timing]
 
 --device auto (the default) is the GPU where there is one, else the process's backend:
 the CPU path, or the simulator where NUMBA_ENABLE_CUDASIM=1 asks for it.
@@ -38,12 +41,25 @@ figures: they say nothing about the GPU kernels.
 selected case scaled down to T=3, B=2, I=H=4 (same cell, layers and directions), checked
 against the NumPy reference (and PyTorch on the CPU where importable). It says so, and
 records no times: the simulator's speed means nothing.
+
+Choosing cases: --case CELL:T:B:H[:LxD] (repeatable; I=H, one layer and direction unless
+LxD says otherwise, e.g. lstm:100:8:512:2x2) runs those cases instead of the sets;
+--T, --B and --H keep only the selected cases of those lengths, batches and widths.
+For a run that may hang or be killed (benchmarks/gpu_check.sh): --jsonl FILE appends
+each record to FILE as it is made (with --tag, and a "start" line before each case), so
+that what finished survives; --case-timeout S ends the process, printing every thread's
+traceback, when one case (its checks, timings and memory readings) takes longer than S
+seconds (faulthandler's watchdog, which fires while a CUDA call waits);
+--no-cudnn-timing checks against cuDNN but times numba_rnn alone (another run of the
+same cases times cuDNN).
 """
 import argparse
 import contextlib
+import faulthandler
 import json
 import os
 import sys
+import time
 from collections import namedtuple
 
 import numpy as np
@@ -53,7 +69,8 @@ import numba_rnn as nr  # noqa: E402
 from numba_rnn import recurrent  # noqa: E402
 from numba_rnn.testing import TOLERANCES, reference_results, relative_error  # noqa: E402
 
-from common import ON_GPU, DeviceMemory, datasheet, environment, percentiles, time_cuda  # noqa: E402
+from common import (ON_GPU, DeviceMemory, datasheet, environment, import_torch,  # noqa: E402
+                    percentiles, time_cuda)
 from model import predicted_us_per_step  # noqa: E402
 
 Case = namedtuple("Case", "set cell T B I H layers directions")
@@ -115,7 +132,27 @@ def parse(argv):
     p.add_argument("--soak", type=int, default=0, metavar="N",
                    help="also repeat one training step N times and report device memory")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--case", action="append", default=[], metavar="CELL:T:B:H[:LxD]",
+                   help="run this case (I=H) instead of the sets; repeatable")
+    p.add_argument("--T", default=None, help="keep only cases of these lengths (comma list)")
+    p.add_argument("--B", default=None, help="keep only cases of these batch sizes")
+    p.add_argument("--H", default=None, help="keep only cases of these hidden sizes")
+    p.add_argument("--jsonl", default=None, metavar="FILE",
+                   help="append every record to FILE as it is made (JSON lines)")
+    p.add_argument("--tag", default=None, help="a name written into each --jsonl line")
+    p.add_argument("--case-timeout", type=float, default=None, metavar="S",
+                   help="end the process (with tracebacks) when one case takes over S s")
+    p.add_argument("--no-cudnn-timing", action="store_true",
+                   help="check against cuDNN but do not time it (GPU)")
     args = p.parse_args(argv)
+    args.case = [_case(p, text) for text in args.case]
+    for option in ("T", "B", "H"):
+        value = getattr(args, option)
+        try:
+            setattr(args, option, None if value is None else
+                    {int(v) for v in value.split(",") if v.strip()})
+        except ValueError:
+            p.error(f"--{option}: expected comma-separated integers, got {value!r}")
     args.cells = _choices("--cells", args.cells, GATES)
     args.sets = _choices("--sets", args.sets, SETS)
     args.modes = _choices("--modes", args.modes, MODES)
@@ -132,6 +169,21 @@ def parse(argv):
     return args
 
 
+def _case(parser, text):
+    """A Case from --case CELL:T:B:H[:LxD] (I = H)."""
+    parts = text.split(":")
+    try:
+        cell, steps, batch, hidden = parts[0], int(parts[1]), int(parts[2]), int(parts[3])
+        layers, directions = (int(v) for v in parts[4].split("x")) if len(parts) > 4 else (1, 1)
+        if len(parts) > 5 or cell not in GATES or directions not in (1, 2) or min(
+                steps, batch, hidden, layers) < 1:
+            raise ValueError(text)
+    except (ValueError, IndexError):
+        parser.error(f"--case: expected CELL:T:B:H[:LxD] with CELL in {', '.join(GATES)} "
+                     f"(e.g. lstm:100:8:512 or gru:100:64:512:2x2), got {text!r}")
+    return Case("case", cell, steps, batch, hidden, hidden, layers, directions)
+
+
 def _choices(option, text, allowed):
     chosen = [c.strip() for c in text.split(",") if c.strip()]
     unknown = [c for c in chosen if c not in allowed]
@@ -142,15 +194,69 @@ def _choices(option, text, allowed):
 
 
 def select_cases(args):
-    cases = []
-    sets = CPU_SETS if getattr(args, "device", None) == "cpu" else SETS
-    for name in args.sets:
-        for cell in args.cells:
-            group = [c for c in sets[name] if c.cell == cell]
-            if args.quick and len(group) > 2:
-                group = [group[0], group[-1]]
-            cases += group
+    if getattr(args, "case", None):
+        cases = list(args.case)
+    else:
+        cases = []
+        sets = CPU_SETS if getattr(args, "device", None) == "cpu" else SETS
+        for name in args.sets:
+            for cell in args.cells:
+                group = [c for c in sets[name] if c.cell == cell]
+                if args.quick and len(group) > 2:
+                    group = [group[0], group[-1]]
+                cases += group
+    for option in ("T", "B", "H"):
+        wanted = getattr(args, option, None)
+        if wanted is not None:
+            cases = [c for c in cases if getattr(c, option) in wanted]
+    if not cases:
+        raise SystemExit("bench_rnn: no case left after --case/--sets/--cells and the "
+                         "--T/--B/--H filters")
     return cases
+
+
+class Records(list):
+    """The run's records; with --jsonl each is also appended to that file as it is made
+    (flushed and synced: a run killed later keeps it), tagged with --tag."""
+
+    def __init__(self, args):
+        super().__init__()
+        self._path, self._tag = getattr(args, "jsonl", None), getattr(args, "tag", None)
+
+    def write(self, **fields):
+        if not self._path:
+            return
+        line = {"stage": "timing", "tag": self._tag, "time": round(time.time(), 3), **fields}
+        data = (json.dumps(line, default=str) + "\n").encode()
+        fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:  # one write per line (O_APPEND): other processes may share the file
+            while data:
+                data = data[os.write(fd, data):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def append(self, r):
+        super().append(r)
+        self.write(event="record", **r)
+
+
+def each_case(args, cases, records):
+    """The cases, each announced in --jsonl ("start", then "done" once it is over) and,
+    with --case-timeout, under faulthandler's watchdog: a case that hangs ends the
+    process with every thread's traceback, and the next line of the file says nothing
+    more about it (the start without a done names it)."""
+    for case in progress(cases, args.no_progress):
+        name = f"{case.cell}:{case.T}:{case.B}:{case.H}:{case.layers}x{case.directions}"
+        records.write(event="start", check=name, case=case._asdict())
+        if args.case_timeout:
+            faulthandler.dump_traceback_later(args.case_timeout, exit=True)
+        try:
+            yield case
+        finally:
+            if args.case_timeout:
+                faulthandler.cancel_dump_traceback_later()
+        records.write(event="done", check=name, status="ok")
 
 
 def floor_ms(case, mode, spec):
@@ -283,16 +389,6 @@ def results_or_refusal(ours, mode):
         return f"not runnable on the {recurrent.forced_path()} path: {exc}"
 
 
-def import_torch():
-    try:
-        import torch
-    except ImportError:
-        return None
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    return torch
-
-
 def progress(items, disable):
     try:
         from tqdm import tqdm
@@ -318,9 +414,9 @@ def run_gpu(args, cases, torch, env):
     env["datasheet"] = None if spec is None else {
         "entry": spec[2], "hbm_bytes_per_s": spec[0], "fp32_flops": spec[1]}
     memory = DeviceMemory()
-    records = []
+    records = Records(args)
     rng = np.random.default_rng(0)
-    for case in progress(cases, args.no_progress):
+    for case in each_case(args, cases, records):
         nr.manual_seed(0)
         ours = Ours(case, rng)
         theirs = Theirs(torch, ours, case)
@@ -353,8 +449,11 @@ def run_gpu(args, cases, torch, env):
             path = ours.layer.last_paths[0][0]
             records.append(record(case, mode, "numba_rnn", max_abs_err=max_abs,
                                   peak_bytes=ours_peak, floor_ms=floor, path=path,
+                                  handoff=args.handoff if path == "persistent" else None,
                                   predicted_ms=predicted_ms(case, mode, path),
                                   **percentiles(time_cuda(fn, args.repeats, args.warmup))))
+            if args.no_cudnn_timing:
+                continue
             fn = getattr(theirs, mode)
             records.append(record(case, mode, "cudnn", peak_bytes=theirs_peak, floor_ms=floor,
                                   **percentiles(time_cuda(fn, args.repeats, args.warmup, "torch"))))
@@ -400,9 +499,9 @@ def run_cpu(args, cases, torch, env):
     env.update(threads=threads, torch_threads=torch.get_num_threads(),
                torch_mkldnn=bool(torch.backends.mkldnn.is_available()),
                numba_threading_layer=None)
-    records = []
+    records = Records(args)
     rng = np.random.default_rng(0)
-    for case in progress(cases, args.no_progress):
+    for case in each_case(args, cases, records):
         for dtype in args.dtypes:
             nr.manual_seed(0)
             ours = Ours(case, rng, dtype)
@@ -456,10 +555,10 @@ def cpu_table(records, env):
 
 
 def run_simulator(args, cases, torch, env):
-    records = []
+    records = Records(args)
     rng = np.random.default_rng(0)
     size = SIMULATOR_SIZE
-    for case in progress(cases, args.no_progress):
+    for case in each_case(args, cases, records):
         small = case._replace(T=size["T"], B=size["B"], I=size["I"], H=size["H"])
         nr.manual_seed(0)
         ours = Ours(small, rng)
@@ -530,16 +629,23 @@ def ratio_table(records, env):
             lines.append(f"| {s} | {cell} | {t} | {b} | {h} | {layers}×{dirs} | {mode} | | "
                          f"{why} | | | | | | {floor_text} | |")
             continue
-        ratio = ours["median_ms"] / cudnn["median_ms"]
+        if cudnn is None:  # --no-cudnn-timing: another run timed cuDNN
+            cudnn_text, ratio_text, tf32_text = "not timed here", "", ""
+        else:
+            cudnn_text = f"{cudnn['median_ms']:.3f}"
+            ratio_text = f"**{ours['median_ms'] / cudnn['median_ms']:.2f}**"
+            tf32_text = f"{tf32['median_ms']:.3f}"
         peak = ""
         if ours.get("peak_bytes") is not None:
-            peak = f"{ours['peak_bytes'] / 2**20:.1f} / {cudnn['peak_bytes'] / 2**20:.1f}"
+            theirs_peak = None if cudnn is None else cudnn.get("peak_bytes")
+            peak = (f"{ours['peak_bytes'] / 2**20:.1f} / "
+                    + ("–" if theirs_peak is None else f"{theirs_peak / 2**20:.1f}"))
         lines.append(
             f"| {s} | {cell} | {t} | {b} | {h} | {layers}×{dirs} | {mode} | {ours.get('path')} | "
             f"{ours['median_ms']:.3f} ({ours['p10_ms']:.3f}–{ours['p90_ms']:.3f}) | "
             f"{'' if ours.get('predicted_ms') is None else format(ours['predicted_ms'], '.3f')} | "
             f"{'' if bridge is None else format(bridge['median_ms'], '.3f')} | "
-            f"{cudnn['median_ms']:.3f} | **{ratio:.2f}** | {tf32['median_ms']:.3f} | "
+            f"{cudnn_text} | {ratio_text} | {tf32_text} | "
             f"{floor_text} | {peak} |")
     return "\n".join(lines) + "\n"
 
@@ -660,9 +766,14 @@ def main(argv=None):
     with running(args):
         records = run(args, cases, torch, env)
         result = {"kind": kind, "path": args.path, "handoff": args.handoff, "environment": env,
-                  "records": records}
+                  "records": list(records)}
         if args.soak:
+            if args.case_timeout:  # the soak is one more case for the watchdog
+                faulthandler.dump_traceback_later(args.case_timeout, exit=True)
             result["soak"] = soak(args, cases[0], DeviceMemory())
+            if args.case_timeout:
+                faulthandler.cancel_dump_traceback_later()
+            Records(args).write(event="soak", **result["soak"])
     table = table_of(records, env)
     if args.soak:
         s = result["soak"]

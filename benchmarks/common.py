@@ -131,3 +131,15 @@ class DeviceMemory:
         before = self._tracemalloc.get_traced_memory()[0]
         fn()
         return int(self._tracemalloc.get_traced_memory()[1] - before)
+
+
+def import_torch():
+    """PyTorch with TF32 off (the main comparison is float32 against float32), or None
+    where it is absent."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    return torch

@@ -64,23 +64,26 @@ def markdown(rows, env):
     return "\n".join(lines) + "\n"
 
 
-def measure():
+def measure(record=None):
     """Every launched kernel build's figures from the driver: a list of dicts with
-    kernel, cell, path, dtype, signature and the FIGURES."""
+    kernel, cell, path, dtype, signature and the FIGURES. ``record``: the launches of
+    work already done (a ``registry.LaunchRecord``); by default every kernel runs once at
+    tiny sizes first (``compile.exercise``: all of them compiled, minutes on a GPU)."""
     from numba_rnn.kernels import compile as kernels_compile
     from numba_rnn.kernels import registry
 
-    record = registry.record_launches()
-    try:
-        kernels_compile.exercise()
-    finally:
-        registry.stop_recording()
+    if record is None:
+        record = registry.record_launches()
+        try:
+            kernels_compile.exercise()
+        finally:
+            registry.stop_recording()
     measured = []
-    for recipe, signatures in record.signatures.items():
+    for recipe, signatures in list(record.signatures.items()):
         kernel = registry.build(recipe)
         by_description = {tuple(registry.describe_type(t) for t in args): overload
                           for args, overload in kernel.overloads.items()}
-        for signature in signatures:
+        for signature in list(signatures):
             overload = by_description.get(signature)
             if overload is None:
                 continue

@@ -6,6 +6,8 @@ prints a short report: each error is max|result - reference| / max|reference| ov
 tensor. Exits with status 1 if one exceeds the relative tolerance of the test suite.
 """
 import argparse
+import os
+import subprocess
 import sys
 import time
 
@@ -52,15 +54,35 @@ def run_layer(layer_cls, steps, batch, inputs, hidden, layers, dtype, rng):
     return output.shape, elapsed, errors
 
 
+def _in_a_new_process(name, argv):
+    """The demo with ``argv`` in a new process on backend ``name``: a process's storage is
+    chosen at import (CuPy on a GPU machine, where available_backends() is ("cuda",)),
+    so the simulator or the CPU path there needs a process that chooses it from the
+    start (NUMBA_RNN_BACKEND). Returns the child's exit status."""
+    env = dict(os.environ, NUMBA_RNN_BACKEND=name)
+    env.pop("NUMBA_ENABLE_CUDASIM", None)  # the child chooses from NUMBA_RNN_BACKEND alone
+    return subprocess.call([sys.executable, "-m", "numba_rnn", *argv], env=env)
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(prog="python -m numba_rnn", description=__doc__.split("\n")[1])
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--backend", choices=backend.available_backends(),
+    parser.add_argument("--backend", choices=backend.BACKENDS,
                         help="where to run (default: the GPU if there is one, else the CPU "
-                             "path; 'simulator' runs the CUDA kernels in Numba's simulator)")
+                             "path; 'simulator' runs the CUDA kernels in Numba's simulator; "
+                             "on a GPU machine 'cpu' and 'simulator' run in a new process)")
     args = parser.parse_args(argv)
 
+    if args.backend and args.backend not in backend.available_backends():
+        if args.backend == "cuda":
+            parser.error(f"--backend cuda: no usable GPU in this process "
+                         f"({backend.device_description()})")
+        if os.environ.get("NUMBA_RNN_BACKEND", "").strip().lower() == args.backend:
+            parser.error(f"--backend {args.backend}: not available in this process either "
+                         f"(available: {', '.join(backend.available_backends())})")
+        return _in_a_new_process(args.backend, argv)
     if args.backend:
         backend.set_backend(args.backend)
     name = backend.backend_name()

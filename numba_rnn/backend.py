@@ -77,6 +77,61 @@ def _find_gpu():
     return cupy, None
 
 
+def _nvidia_gpus():
+    """The NVIDIA GPUs the kernel driver shows (``/proc/driver/nvidia/gpus``, else the
+    ``/dev/nvidiaN`` device files), found without initializing CUDA: [] where none."""
+    try:
+        found = sorted(os.listdir("/proc/driver/nvidia/gpus"))
+    except OSError:
+        found = []
+    if not found:
+        import glob
+
+        found = sorted(glob.glob("/dev/nvidia[0-9]*"))
+    return found
+
+
+def _driver_cuda_major():
+    """The CUDA major version the installed driver supports (``cuDriverGetVersion``,
+    which needs no ``cuInit``: nothing is initialized in this process), or None."""
+    import ctypes
+
+    for name in ("libcuda.so.1", "libcuda.so", "nvcuda.dll"):
+        try:
+            library = ctypes.CDLL(name)
+            version = ctypes.c_int(0)
+            if library.cuDriverGetVersion(ctypes.byref(version)) == 0 and version.value:
+                return version.value // 1000
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
+def _installed_cupy():
+    """The CuPy distributions installed ("cupy-cuda12x 13.6.0", ...)."""
+    import importlib.metadata
+
+    return sorted(f"{dist.metadata['Name']} {dist.version}"
+                  for dist in importlib.metadata.distributions()
+                  if (dist.metadata["Name"] or "").lower().startswith("cupy"))
+
+
+def gpu_unused_message(reason):
+    """What to tell a user whose machine has an NVIDIA GPU that numba_rnn cannot use
+    (``reason``: why not, CuPy missing or built for another CUDA major), naming the
+    CuPy wheel of the driver's CUDA major; None where the driver shows no GPU."""
+    gpus = _nvidia_gpus()
+    if not gpus:
+        return None
+    major = _driver_cuda_major()
+    installed = _installed_cupy()
+    wheel = (f"cupy-cuda{major}x (the driver's CUDA is {major})" if major and major >= 11
+             else "cupy-cuda12x or cupy-cuda13x, the one of the CUDA major nvidia-smi shows")
+    return (f"numba_rnn: this machine has an NVIDIA GPU ({len(gpus)} seen), but {reason}; "
+            f"{'installed: ' + ', '.join(installed) if installed else 'no CuPy installed'}"
+            f"; running on the CPU path. To run on the GPU: pip install {wheel}")
+
+
 _COMPILE_ONLY = os.environ.get(_COMPILE_ONLY_VAR, "0") not in ("", "0")
 _SIM_ASKED = _sim_requested()  # before the package sets the variable itself, below
 if _COMPILE_ONLY:
@@ -108,6 +163,11 @@ else:
     if _asked() == "cuda":
         warnings.warn(f"numba_rnn: {_BACKEND_VAR}=cuda, but there is no usable GPU "
                       f"({_why_no_gpu}); running on the CPU", RuntimeWarning, stacklevel=2)
+    elif _asked() is None and not _SIM_ASKED:
+        # a GPU that CuPy cannot reach: said once (here, at import), not silently unused
+        _unused = gpu_unused_message(_why_no_gpu)
+        if _unused:
+            warnings.warn(_unused, RuntimeWarning, stacklevel=2)
     _default = "simulator" if (_SIM_ASKED or _asked() == "simulator") else "cpu"
     if _default == "simulator" and not CUDA_SIMULATED:
         raise RuntimeError(
@@ -121,7 +181,27 @@ if CUDA_SIMULATED and not _SIM_ASKED and "numba.cuda" in sys.modules:
     # numba.cuda chose the simulator at its import; the variable goes, so that child
     # processes (DataLoader workers, subprocesses) choose for themselves (the CPU path)
     os.environ.pop(_SIM_VAR, None)
-from numba.core.errors import NumbaPerformanceWarning  # noqa: E402
+
+
+def _performance_warnings():
+    """Numba's NumbaPerformanceWarning classes: numba-cuda's own
+    (``numba.cuda.core.errors``, which its dispatcher raises from 0.30 on, a class apart
+    from numba's) and numba's (``numba.core.errors``, older numba-cuda), where each
+    exists."""
+    import importlib
+
+    classes = []
+    for module in ("numba.cuda.core.errors", "numba.core.errors"):
+        try:
+            classes.append(importlib.import_module(module).NumbaPerformanceWarning)
+        except (ImportError, AttributeError):
+            pass
+    return tuple(dict.fromkeys(classes))
+
+
+_PERFORMANCE_WARNINGS = _performance_warnings()
+# numba-cuda's words for a small grid, whatever class carries them
+_LOW_OCCUPANCY = r"Grid size \d+ will likely result in GPU under-utilization"
 
 #: The array module of device storage: ``cupy`` on a GPU, ``numpy`` in the simulator.
 xp = _cupy if _cupy is not None else np
@@ -321,7 +401,9 @@ def _configure(kernel, blocks, threads, stream, shared_bytes):
     low occupancy: small grids are deliberate here (a step of a small batch, one block
     per SM for a persistent kernel), and the warning would reach the user's console."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NumbaPerformanceWarning)
+        for category in _PERFORMANCE_WARNINGS:
+            warnings.simplefilter("ignore", category)
+        warnings.filterwarnings("ignore", message=_LOW_OCCUPANCY)
         return kernel[blocks, threads, stream, shared_bytes]
 
 

@@ -179,8 +179,8 @@ def test_a_case_the_forced_path_cannot_run_is_recorded_and_the_run_goes_on(tmp_p
     bench = load_bench()
     real = bench.recurrent.persistent_plan
 
-    def plan(cell, hidden, dtype, batch=1):  # the GRU's weights do not fit; the LSTM's do
-        return None if cell.name == "gru" else real(cell, hidden, dtype, batch)
+    def plan(cell, hidden, dtype, batch=1, *rest):  # the GRU's weights do not fit; the LSTM's do
+        return None if cell.name == "gru" else real(cell, hidden, dtype, batch, *rest)
 
     monkeypatch.setattr(bench.recurrent, "persistent_plan", plan)
     assert bench.main(["--sets", "small", "--quick", "--path", "persistent", "--no-progress",
@@ -268,17 +268,155 @@ def test_kernel_resources_without_a_gpu(tmp_path):
     assert code == 0 and "no GPU here" in out, out
 
 
-def test_gpu_check_script_runs_its_stages(tmp_path):
-    """benchmarks/gpu_check.sh (issue 12's one command): the versions stage runs
-    anywhere, packs its results into OUT, and an unknown stage counts as a failure."""
+GPU_CHECK = BENCHMARKS / "gpu_check.sh"
+
+
+def _gpu_check(*args, timeout=180, **env):
+    environment = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    environment.update(PYTHON=sys.executable, **env)
+    return subprocess.run(["bash", str(GPU_CHECK), *args], env=environment,
+                          capture_output=True, text=True, timeout=timeout,
+                          cwd=BENCHMARKS.parent)
+
+
+def _limits():
+    """The LIMIT_* assignments of gpu_check.sh."""
+    import re
+    return {name: int(value) for name, value in
+            re.findall(r"^(LIMIT_\w+)=(\d+)", GPU_CHECK.read_text(), re.MULTILINE)}
+
+
+def test_gpu_check_plan_fits_one_call():
+    """The first run is one device call (timeout_s=540): every stage's limit is written
+    in the script, each stage's parts fit its limit, and the sum is under 9 minutes."""
+    limits = _limits()
+    stages = ["LIMIT_ENV", "LIMIT_SMOKE", "LIMIT_PARITY", "LIMIT_TIMING", "LIMIT_LAUNCH",
+              "LIMIT_SUMMARY"]
+    total = sum(limits[s] for s in stages)
+    assert total <= 480 < 540
+    assert limits["LIMIT_SMOKE"] >= limits["LIMIT_SMOKE_BASIC"] + 2 * limits["LIMIT_HANDOFF"]
+    assert limits["LIMIT_TIMING"] >= 4 * limits["LIMIT_TIMING_PATH"]   # one process a path
+    done = _gpu_check("--plan", timeout=30)
+    assert done.returncode == 0 and done.stdout.strip().endswith(f"= {total} s"), done.stdout
+    bad = _gpu_check("nonsense", timeout=30)
+    assert bad.returncode == 1 and "unknown stage nonsense" in bad.stderr
+
+
+@pytest.mark.skipif(backend.backend_name() == "cuda", reason="a GPU runs the real thing")
+def test_gpu_check_dry_run(tmp_path):
+    """benchmarks/gpu_check.sh --dry-run, as CI runs it: every stage, the GPU-only parts
+    skipped saying why, the handoffs, a parity worker, the bridge and bench_rnn.py in the
+    simulator at tiny sizes, the results as JSON lines, summary.md last, at most 8 files
+    in OUT (what the device tool brings back)."""
+    gpu_checks = load("gpu_checks.py")
     out = tmp_path / "out"
-    out.mkdir()
-    env = dict(os.environ, RESULTS=str(tmp_path / "results"), OUT=str(out))
-    done = subprocess.run(["bash", str(BENCHMARKS / "gpu_check.sh"), "env"], env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "numba " in (tmp_path / "results" / "versions.log").read_text()
-    assert (out / "gpu_check-env.tar.gz").stat().st_size > 0
-    done = subprocess.run(["bash", str(BENCHMARKS / "gpu_check.sh"), "nonsense"], env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 1 and "unknown stage" in done.stderr
+    done = _gpu_check("--dry-run", OUT=str(out))
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    files = sorted(p.name for p in out.rglob("*") if p.is_file())
+    assert len(files) <= 8 and {"summary.md", "results.jsonl", "env.txt", "log.txt"} <= set(files)
+    lines = gpu_checks.read_results(str(out / "results.jsonl"))
+    stages = [line for line in lines if line["event"] == "stage"]
+    assert {s["name"] for s in stages} == {"env", "smoke", "parity", "timing", "launch"}
+    for s in stages:
+        assert s["rc"] in ("0", "skipped"), s
+        assert s["rc"] == "0" or s["note"].startswith("skipped: dry run: "), s
+    assert gpu_checks.unfinished(lines) == []
+    checks = {line["check"]: line for line in lines if line["event"] == "done"}
+    for name in ("handoff-grid", "handoff-flags", "lstm-float64-persistent-flags-stack",
+                 "bridge-forced-persistent-flags", "bridge-gradcheck-float64"):
+        assert checks[name]["status"] == "ok", checks[name]
+    assert checks["environment"]["status"] == "skipped"       # no GPU: said, not stopped
+    assert [line for line in lines if line["event"] == "record"]     # bench_rnn.py's
+    summary = (out / "summary.md").read_text()
+    assert summary.startswith("# First GPU run: summary (DRY RUN")
+    assert "## Checks that did not finish" in summary and "## Timing" in summary
+    assert "gpu_check: results in" in done.stdout and summary.splitlines()[0] in done.stdout
+
+
+def test_a_hung_check_is_named_and_its_variant_skipped(tmp_path):
+    """A check that overruns its watchdog ends its process (faulthandler, every thread's
+    traceback on stderr); its start line without a done line names it, and its variant is
+    skipped by later stages, unless it never got past its plan (still compiling)."""
+    gpu_checks = load("gpu_checks.py")
+    results = tmp_path / "results.jsonl"
+    code = ("import sys, time\n"
+            f"sys.path.insert(0, {str(BENCHMARKS)!r})\n"
+            "import gpu_checks\n"
+            f"r = gpu_checks.Results({str(results)!r}, 'parity', tag='lstm-float32')\n"
+            "with r.check('slow-compile', 30, variant='fused', phased=True) as o:\n"
+            "    pass\n"
+            "with r.check('spin', 1, variant='persistent-flags', phased=True) as o:\n"
+            "    r.progress('spin', 1, phase='planned')\n"
+            "    time.sleep(30)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode != 0 and "Timeout" in done.stderr, done.stderr
+    lines = gpu_checks.read_results(str(results))
+    assert [e["check"] for e in gpu_checks.unfinished(lines)] == ["spin"]
+    assert gpu_checks.hung_variants(lines) == ["persistent-flags"]
+    compiling = dict(lines[-2], check="other", variant="fused", event="start")
+    assert gpu_checks.hung_variants(lines + [compiling]) == ["persistent-flags"]
+    summary = gpu_checks.summary_markdown(lines)
+    assert "spin (variant persistent-flags: skipped by every later stage)" in summary
+
+
+def test_the_summary_sets_each_path_beside_cudnn():
+    gpu_checks = load("gpu_checks.py")
+    bench = load_bench()
+    case = bench.Case("case", "lstm", 100, 8, 512, 512, 1, 1)
+    lines = [dict(bench.record(case, "training", "cudnn", median_ms=2.0), event="record",
+                  tag="timing-plain"),
+             dict(bench.record(case, "training", "cudnn_tf32_default", median_ms=1.5),
+                  event="record", tag="timing-plain"),
+             dict(bench.record(case, "training", "numba_rnn", median_ms=4.0), event="record",
+                  tag="timing-plain"),
+             dict(bench.record(case, "training", "numba_rnn", median_ms=1.0), event="record",
+                  tag="timing-persistent-flags")]
+    table = gpu_checks.timing_table(lines)
+    assert table[0] == ("| case | mode | cuDNN ms | cuDNN TF32 ms | plain ms (ratio) | "
+                        "persistent-flags ms (ratio) |")
+    assert table[2] == ("| lstm T=100 B=8 H=512 1×1 | training | 2.000 | 1.500 | "
+                        "4.000 (2.00) | 1.000 (0.50) |")
+
+
+def test_cases_by_shape():
+    bench = load_bench()
+    one, = bench.select_cases(bench.parse(["--case", "gru:50:8:256:2x2"]))
+    assert one == bench.Case("case", "gru", 50, 8, 256, 256, 2, 2)
+    cases = bench.select_cases(bench.parse(["--cells", "lstm", "--sets", "small",
+                                            "--H", "512", "--B", "1,32"]))
+    assert [(c.B, c.H) for c in cases] == [(1, 512), (32, 512)]
+    picked = bench.select_cases(bench.parse(["--case", "lstm:100:1:512", "--case",
+                                             "lstm:100:8:1024", "--H", "1024"]))
+    assert [(c.B, c.H) for c in picked] == [(8, 1024)]
+    for bad in (["--case", "lstm:100:8"], ["--case", "rnn:1:1:1"], ["--case", "lstm:1:1:1:2x3"],
+                ["--B", "eight"]):
+        with pytest.raises(SystemExit):
+            bench.parse(bad)
+    with pytest.raises(SystemExit):
+        bench.select_cases(bench.parse(["--case", "lstm:100:1:512", "--T", "25"]))
+
+
+def test_records_go_to_the_jsonl_file_as_they_come(tmp_path):
+    bench = load_bench()
+    args = bench.parse(["--case", "lstm:3:2:4", "--jsonl", str(tmp_path / "r.jsonl"),
+                        "--tag", "timing-x", "--case-timeout", "30", "--no-progress"])
+    records = bench.Records(args)
+    for case in bench.each_case(args, args.case, records):
+        records.append(bench.record(case, "inference", "numba_rnn", median_ms=1.0))
+        assert [json.loads(t)["event"] for t in (tmp_path / "r.jsonl").read_text().splitlines()
+                ] == ["start", "record"]        # written before the case is over
+    lines = [json.loads(t) for t in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert [line["event"] for line in lines] == ["start", "record", "done"]
+    assert all(line["tag"] == "timing-x" for line in lines) and lines[1]["median_ms"] == 1.0
+
+
+def test_ratio_table_without_cudnn_timings():
+    """--no-cudnn-timing: another run timed cuDNN; the row says so."""
+    bench = load_bench()
+    case = bench.Case("case", "lstm", 100, 8, 512, 512, 1, 1)
+    records = [bench.record(case, "inference", "numba_rnn", median_ms=3.0, p10_ms=2.9,
+                            p90_ms=3.2, floor_ms=0.5, path="persistent")]
+    row = bench.ratio_table(records, {"device": "test", "numba": "x", "numba-cuda": "y",
+                                      "date": "today"}).strip().splitlines()[-1]
+    assert "| not timed here |" in row and "3.000 (2.900–3.200)" in row

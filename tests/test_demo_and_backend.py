@@ -64,6 +64,74 @@ def test_demo_on_the_simulator_when_asked():
     assert "on simulator" in done.stdout and "all checks passed" in done.stdout
 
 
+def test_demo_takes_a_backend_this_process_cannot_switch_to(monkeypatch):
+    """On a GPU machine a process's storage is CuPy's and available_backends() is
+    ("cuda",): `--backend simulator` (or cpu) runs the demo in a new process with
+    NUMBA_RNN_BACKEND set, instead of being refused (README, "Where it runs")."""
+    from numba_rnn import __main__ as demo
+    from numba_rnn import backend
+
+    monkeypatch.setattr(backend, "available_backends", lambda: ("cuda",))
+    monkeypatch.setenv("NUMBA_ENABLE_CUDASIM", "1")   # a child must choose for itself
+    calls = []
+
+    def call(command, env):
+        calls.append((command, env))
+        return 0
+
+    monkeypatch.setattr(demo.subprocess, "call", call)
+    assert demo.main(["--backend", "simulator", "--dtype", "float64"]) == 0
+    (command, env), = calls
+    assert command == [sys.executable, "-m", "numba_rnn", "--backend", "simulator",
+                       "--dtype", "float64"]
+    assert env["NUMBA_RNN_BACKEND"] == "simulator" and "NUMBA_ENABLE_CUDASIM" not in env
+
+
+def test_demo_refuses_cuda_without_a_gpu_saying_why(monkeypatch, capsys):
+    from numba_rnn import __main__ as demo
+    from numba_rnn import backend
+
+    monkeypatch.setattr(backend, "available_backends", lambda: ("cpu", "simulator"))
+    with pytest.raises(SystemExit) as exited:
+        demo.main(["--backend", "cuda"])
+    assert exited.value.code == 2
+    assert "--backend cuda: no usable GPU in this process" in capsys.readouterr().err
+
+
+def test_a_gpu_without_cupy_is_named_once_with_the_wheel_to_install():
+    """A machine whose driver shows an NVIDIA GPU (faked here: /proc/driver/nvidia/gpus)
+    but where CuPy cannot be imported runs on the CPU path, and says so once, naming
+    the CuPy wheel to install; without a GPU it stays silent (test above)."""
+    code = ("import os, sys\n"
+            "sys.modules['cupy'] = None\n"            # CuPy absent: its import fails
+            "listdir = os.listdir\n"
+            "os.listdir = lambda p='.': ['0000:3b:00.0'] if p == '/proc/driver/nvidia/gpus' "
+            "else listdir(p)\n"
+            "import numba_rnn as nr, numba_rnn.nn, numba_rnn.tensor\n"
+            "print(nr.backend_name())\n")
+    done = run(["-c", code])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "cpu"
+    assert done.stderr.count("RuntimeWarning") == 1, done.stderr
+    assert "an NVIDIA GPU" in done.stderr and "CuPy is not importable" in done.stderr
+    assert "running on the CPU path" in done.stderr and "pip install cupy-cuda" in done.stderr
+
+
+def test_the_wheel_named_follows_the_driver(monkeypatch):
+    from numba_rnn import backend
+
+    monkeypatch.setattr(backend, "_nvidia_gpus", lambda: ["0000:3b:00.0"])
+    monkeypatch.setattr(backend, "_driver_cuda_major", lambda: 13)
+    monkeypatch.setattr(backend, "_installed_cupy", lambda: ["cupy-cuda12x 13.6.0"])
+    message = backend.gpu_unused_message("CuPy finds no CUDA driver or device (...)")
+    assert "pip install cupy-cuda13x" in message and "the driver's CUDA is 13" in message
+    assert "installed: cupy-cuda12x 13.6.0" in message
+    monkeypatch.setattr(backend, "_driver_cuda_major", lambda: None)
+    assert "cupy-cuda12x or cupy-cuda13x" in backend.gpu_unused_message("CuPy is not importable")
+    monkeypatch.setattr(backend, "_nvidia_gpus", lambda: [])
+    assert backend.gpu_unused_message("CuPy is not importable") is None
+
+
 def test_compile_only_mode_builds_kernels_for_the_real_target_and_launches_none():
     code = ("import numba_rnn as nr\n"
             "from numba_rnn import backend\n"
@@ -122,19 +190,45 @@ def test_concurrent_streams_are_joined_even_when_the_block_raises():
     assert log[-1] == ("wait", "main", "side1")   # the same two side streams, reused
 
 
-def test_low_occupancy_warnings_stay_inside():
-    """Numba warns about grids under 128 blocks when a launch is configured; small grids
-    are deliberate here, so the warning must not reach the user."""
-    import warnings
+def _performance_warning_classes():
+    """numba-cuda's NumbaPerformanceWarning and numba's, where each exists."""
+    from numba_rnn import backend
+    return list(backend._performance_warnings())
 
-    from numba.core.errors import NumbaPerformanceWarning
+
+def test_the_warning_numba_cuda_raises_is_its_own_class():
+    """numba-cuda's dispatcher warns with numba.cuda.core.errors' class (read from its
+    source), which is not numba.core.errors' where both exist: a filter on the latter
+    alone lets the former through."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("numba_cuda")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("numba-cuda is not installed as its own package here")
+    source = Path(list(spec.submodule_search_locations)[0], "numba", "cuda", "dispatcher.py")
+    text = source.read_text()
+    assert "from numba.cuda.core import errors" in text
+    assert "errors.NumbaPerformanceWarning(msg)" in text and "low occupancy" in text
+    classes = _performance_warning_classes()
+    assert classes[0].__module__ == "numba.cuda.core.errors"
+
+
+@pytest.mark.parametrize("which", range(len(_performance_warning_classes())),
+                         ids=lambda k: _performance_warning_classes()[k].__module__)
+def test_low_occupancy_warnings_stay_inside(which):
+    """Numba warns about grids under 128 blocks when a launch is configured; small grids
+    are deliberate here, so the warning must not reach the user, whichever class raises
+    it (numba-cuda's own first: the one its dispatcher really raises)."""
+    import warnings
 
     from numba_rnn import backend
 
+    warning = _performance_warning_classes()[which]
+
     class Kernel:
         def __getitem__(self, config):
-            warnings.warn(NumbaPerformanceWarning("Grid size 1 will likely result in GPU "
-                                                  "under-utilization due to low occupancy."))
+            warnings.warn(warning("Grid size 1 will likely result in GPU "
+                                  "under-utilization due to low occupancy."))
             return lambda *args: None
 
     with warnings.catch_warnings():

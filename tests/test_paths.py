@@ -248,12 +248,29 @@ def test_forced_paths_are_checked(rng):
         big(np.zeros((2, 1, 3)))
 
 
+def beyond_48_kib(plan):
+    """Whether a Plan asks more dynamic shared memory than a block has without the
+    opt-in, in its forward or its backward kernel (``plan.threads``, its third field,
+    is the block's thread count, not a size)."""
+    return max(plan.forward_shared, plan.backward_shared) > 48 * 1024
+
+
+def test_the_plan_beyond_48_kib_is_its_shared_memory(monkeypatch):
+    """What the GPU test below reads from the plan, on an H100's limits: float64 LSTM
+    H=512 asks about 64 KiB a block (beyond 48 KiB), float32 LSTM H=256 about 8 KiB."""
+    fake_gpu(monkeypatch)
+    big = recurrent.persistent_plan(CELLS["lstm"], 512, "float64")
+    small = recurrent.persistent_plan(CELLS["lstm"], 256, "float32")
+    assert big is not None and beyond_48_kib(big), big
+    assert small is not None and not beyond_48_kib(small), small
+
+
 @pytest.mark.skipif(not ON_GPU, reason="beyond 48 KiB needs the opt-in of a GPU")
 def test_persistent_kernel_beyond_48_kib_of_shared_memory(rng):
     """float64 LSTM H=512: 64 KiB of W_hh per block, which only the opt-in attribute
     (backend._allow_dynamic_shared) allows; the numbers must still be the reference's."""
     plan = recurrent.persistent_plan(CELLS["lstm"], 512, "float64")
-    assert plan is not None and plan[2] > 48 * 1024, plan
+    assert plan is not None and beyond_48_kib(plan), plan
     problem = make_problem(rng, "lstm", 3, 2, 8, 512, 1, "float64")
     with recurrent.force_path("persistent"):
         assert_matches(reference_results(*problem), *problem)
@@ -284,3 +301,23 @@ def test_batch_sizes_reach_the_device_with_the_batching():
         sizes = batching.device_batch_sizes()
         assert sizes is batching.device_batch_sizes()
         np.testing.assert_array_equal(backend.to_host(sizes), batching.batch_sizes)
+
+
+def test_the_handoff_load_is_typed_with_numba_cuda_types():
+    """The flag handoff's inline-PTX load (steps._load_acquire, built where Numba is the
+    real CUDA target) types its argument with numba-cuda's types, ``numba.cuda.types``:
+    ``numba.types`` is the CPU target's, which numba-cuda only aliases while numba is
+    installed beside it. Checked in a process with the real target (compile-only)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    env.update(NUMBA_RNN_COMPILE_ONLY="1", PYTHONPATH=str(root))
+    done = subprocess.run([sys.executable, "-c", "from numba_rnn.kernels import steps; "
+                           "print(steps.types.__name__, steps._load_acquire.__name__)"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["numba.cuda.types", "_load_acquire"], done.stdout

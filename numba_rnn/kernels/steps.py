@@ -179,7 +179,7 @@ def reduce_scatter(acc, lane):
 
 if not _SIMULATOR:
     from llvmlite import ir
-    from numba import types
+    from numba.cuda import types  # numba-cuda's types (numba.types: the CPU target's)
     from numba.cuda.extending import intrinsic
 
     @intrinsic
