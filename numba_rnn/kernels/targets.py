@@ -22,7 +22,8 @@ waits for them, ``row_sum(buf, a, b)`` gives the sums of a and b over them. On t
 row has one thread: (0, 1), nothing to wait for, the values themselves.
 
 CPU kernels carry ``on_cpu``: ``backend.launch``/``launch_grid`` call them with the
-number of items or rows instead of a launch configuration. Which target a call site
+number of items or rows instead of a launch configuration. They are compiled through
+the disk cache (``kernels/cache.py``), so that a second process loads them. Which target a call site
 builds for is ``current()``: the CPU on the "cpu" backend, CUDA otherwise.
 """
 import functools
@@ -34,6 +35,7 @@ import numpy as np
 
 from .. import backend
 from ..backend import cuda
+from . import cache
 
 CUDA, CPU = "cuda", "cpu"
 TARGETS = (CUDA, CPU)
@@ -105,16 +107,17 @@ class CpuKernel:
     """A CPU kernel: ``kernel(n, *args)`` runs its ``n`` items or rows, spread over
     Numba's threads from ``min_parallel`` of them (PARALLEL_MIN_ITEMS or _ROWS, read at
     each call), else on the calling thread (the same
-    loop compiled without ``parallel``, made on first use). ``on_cpu`` tells the launch
-    functions (backend.launch) to call it rather than configure a launch."""
+    loop compiled without ``parallel``: ``serial``, or made on first use). ``on_cpu``
+    tells the launch functions (backend.launch) to call it rather than configure a
+    launch."""
 
     on_cpu = True
 
-    def __init__(self, function, name, rows=False):
+    def __init__(self, function, name, rows=False, serial=None):
         self.function = function  # the parallel (prange) compilation
         self.__name__ = name
         self.rows = rows  # counted in rows (row_kernel) rather than items
-        self._serial = None
+        self._serial = serial
 
     @property
     def min_parallel(self):
@@ -144,6 +147,23 @@ def _generate(name, source, namespace):
     code = compile(source, f"<numba_rnn kernel {name}>", "exec")
     exec(code, namespace)  # noqa: S102  (source built here from parameter names)
     return namespace[name]
+
+
+def _cpu_kernel(name, source, namespace, rows=False):
+    """The CPU kernel of the function ``name`` that ``source`` defines (a prange loop),
+    compiled for Numba's threads and, on first use, for one: from the disk cache
+    (``kernels/cache.py``: a second process loads it instead of compiling) where it can
+    hold it, else in memory."""
+    serial_name = f"{name}_serial"
+    serial_source = source.replace(f"def {name}(", f"def {serial_name}(", 1)
+    compiled = cache.load(name, f"{source}\n\n{serial_source}", namespace,
+                          {name: dict(parallel=True, error_model="numpy"),
+                           serial_name: dict(error_model="numpy")})
+    if compiled is None:
+        function = numba.njit(parallel=True, error_model="numpy")(
+            _generate(name, source, namespace))
+        return CpuKernel(function, name, rows=rows)
+    return CpuKernel(compiled[name], name, rows=rows, serial=compiled[serial_name])
 
 
 def _parameters(function, skip):
@@ -185,11 +205,10 @@ def grid_kernel(item, target, name=None, dtype=None, scratch=()):
                             {**namespace, **extra})
         return cuda.jit(wrapper)
     extra, make, passed = _scratch(scratch, dtype, target, "        ")
-    wrapper = _generate(name, f"def {name}(n, {args}):\n"
-                              f"    for c in prange((n + chunk - 1) // chunk):\n{make}"
-                              f"        for k in range(c * chunk, min(n, (c + 1) * chunk)):\n"
-                              f"            item(k, {passed}{args})\n", {**namespace, **extra})
-    return CpuKernel(numba.njit(parallel=True, error_model="numpy")(wrapper), name)
+    return _cpu_kernel(name, f"def {name}(n, {args}):\n"
+                             f"    for c in prange((n + chunk - 1) // chunk):\n{make}"
+                             f"        for k in range(c * chunk, min(n, (c + 1) * chunk)):\n"
+                             f"            item(k, {passed}{args})\n", {**namespace, **extra})
 
 
 def row_kernel(body, target, dtype, scratch=(), name=None):
@@ -210,13 +229,11 @@ def row_kernel(body, target, dtype, scratch=(), name=None):
                             {**namespace, **extra})
         return cuda.jit(wrapper)
     extra, make, passed = _scratch(scratch, dtype, target, "        ")
-    wrapper = _generate(name, f"def {name}(rows, {args}):\n"
-                              f"    for row in prange(rows):\n"
-                              f"        buf = np.empty(2, dtype)\n{make}"
-                              f"        body(row, buf, {passed}{args})\n",
-                        {**namespace, **extra})
-    return CpuKernel(numba.njit(parallel=True, error_model="numpy")(wrapper), name,
-                     rows=True)
+    return _cpu_kernel(name, f"def {name}(rows, {args}):\n"
+                             f"    for row in prange(rows):\n"
+                             f"        buf = np.empty(2, dtype)\n{make}"
+                             f"        body(row, buf, {passed}{args})\n",
+                       {**namespace, **extra}, rows=True)
 
 
 #: What a row body needs of the threads that share its row (see the module docstring).
