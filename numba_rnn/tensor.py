@@ -1920,7 +1920,7 @@ def _run_backward(roots, grads, retain_graph, wanted=None):
     # the wanted non-leaves, by the function and output that produce them
     produced = {} if wanted is None else {(id(t._fn), t._output_nr): t for t in wanted
                                            if t._fn is not None}
-    pending, ready, stack, reachable = {}, [], [], {}
+    pending, stack, reachable = {}, [], {}
     for root, grad in zip(roots, grads):
         if root._fn is None:
             deliver(root, grad)
