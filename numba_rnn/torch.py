@@ -18,7 +18,9 @@ layer, and ``pad_packed_sequence(..., total_length=T)``).
 
 The call into numba_rnn is one ``torch.autograd.Function`` per layer call: its forward
 runs ``recurrent.stack_forward`` on the tensors' memory, its backward
-``recurrent.stack_backward``. CUDA tensors reach the kernels through DLPack as CuPy
+``recurrent.stack_backward`` (a differentiable backward, for create_graph=True and the
+torch.func transforms, is PyTorch's own recurrent op on the saved inputs: ``_Stack``).
+CUDA tensors reach the kernels through DLPack as CuPy
 arrays, without a copy, on PyTorch's current stream; CPU tensors reach the simulator as
 NumPy views (a CPU tensor on a GPU machine is copied to the GPU and back). Dropout
 between layers draws its masks from PyTorch's generator. PyTorch is needed for this
