@@ -702,14 +702,17 @@ def command_bridge(args):
     stream, the same on a side stream, each forced persistent path, and gradcheck in
     float64. ``--device cpu --tiny`` (the dry run, in the simulator) runs the same code
     on CPU tensors at tiny sizes, without the side stream."""
-    import torch
-    import numba_rnn.torch as nrt
-    from numba_rnn import recurrent
+    from common import import_torch
     from numba_rnn.testing import relative_error
 
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
     results = Results(args.results, "parity", tag="bridge")
+    torch = import_torch()
+    if torch is None:
+        results.write(event="done", check="bridge", status="skipped",
+                      reason="PyTorch is not installed: numba_rnn.torch needs it")
+        return 0
+    import numba_rnn.torch as nrt
+    from numba_rnn import recurrent
     timeout = args.check_timeout
     device = args.device
     steps, batch, inputs, hidden = (3, 2, 3, 4) if args.tiny else (7, 5, 32, 64)
