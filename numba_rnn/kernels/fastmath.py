@@ -19,13 +19,14 @@ The math::
                exponent bits, so that results in the subnormal range are rounded once
                (no flush to zero); x is clamped first, which makes +inf and large x
                overflow to inf and -inf and very negative x underflow to 0; NaN → NaN.
-    expm1(y)   y <= 0 only (tanh's): 2^k·q(r) + (2^k - 1), with k = 0 and so q(y) itself
-               for |y| <= ln2/2: no cancellation near 0.
     sigmoid(x) e = exp(-|x|) in (0, 1]; e/(1+e) for x < 0, 1/(1+e) otherwise: never NaN
                for finite x, accurate (relative) for large negative x down to the
                subnormals.
-    tanh(x)    with m = expm1(-2|x|): tanh(|x|) = -m/(2+m), sign restored; ±0 → ±0, tiny
-               x → x, saturates to ±1, NaN → NaN.
+    tanh(x)    y = -2|x| reduced as in exp, y = k·ln2 + r, s = 2^k; below tanh(|x|) = 1/2,
+               m = e^y - 1 = s·q(r) + (s - 1) (k = 0 and so m = q(y) for |y| <= ln2/2: no
+               cancellation near 0) and tanh(|x|) = -m/(2+m); above, e = e^y = s·(1 + q(r))
+               and tanh(|x|) = 1 - 2e/(1+e); sign restored; ±0 → ±0, tiny x → x,
+               saturates to ±1 (y clamped), NaN → NaN.
 
 Accuracy, measured by ``benchmarks/fastmath_accuracy.py`` (table in benchmarks/NOTES.md,
 "CPU activations"), held by tests/test_fastmath.py: ``ULP_BOUND``.
@@ -96,7 +97,8 @@ _PARAMETERS = {
     # mantissa, bias: the format's stored mantissa bits and exponent bias
     # exp_hi, exp_lo: exp's input clamp, past the overflow (ln max = 88.72, 709.78)
     #                 and underflow (ln(min subnormal/2) = -103.97, -744.44) thresholds
-    # expm1_lo: expm1's clamp, where it is -1 and tanh 1 (tanh(|x|) = 1 from 9.01, 19.06)
+    # expm1_lo: tanh's clamp of -2|x|, where tanh is 1 (tanh(|x|) rounds to 1 from 9.01,
+    #           19.06)
     # ln2_hi + ln2_lo = ln 2, ln2_hi with trailing zero bits (k·ln2_hi exact)
     np.dtype(np.float32): dict(degree=8, mantissa=23, bias=127, int_type=np.int32,
                                exp_hi=89.0, exp_lo=-104.0, expm1_lo=-40.0,
@@ -121,6 +123,7 @@ def functions(dtype):
     # x·log2e + shift rounds to an integer (to nearest even) for |x·log2e| < 2^(m-1)
     shift = f(1.5 * 2.0 ** p["mantissa"])
     exp_hi, exp_lo, expm1_lo = f(p["exp_hi"]), f(p["exp_lo"]), f(p["expm1_lo"])
+    tanh_half = f(0.5493061443340549)             # atanh(1/2) = ln(3)/2
     bias, mantissa = int_type(p["bias"]), int_type(p["mantissa"])
     ione = int_type(1)
     coefficients = _expm1_coefficients(f, p["degree"])
@@ -176,14 +179,6 @@ def functions(dtype):
         return x if x != x else y
 
     @jit
-    def expm1_negative(y):
-        """e^y - 1 for y <= 0 (NaN gives -1: the caller masks it)."""
-        yc = y if y > expm1_lo else expm1_lo
-        k, r = reduce(yc)
-        s = pow2(k)
-        return _fma(s, q(r), s - one)
-
-    @jit
     def sigmoid(x):
         ax = -x if x < zero else x
         e = exp(-ax)
@@ -193,8 +188,18 @@ def functions(dtype):
     @jit
     def tanh(x):
         ax = -x if x < zero else x
-        m = expm1_negative(-two * ax)
-        t = -m / (two + m)
+        y = -two * ax
+        y = y if y > expm1_lo else expm1_lo       # NaN takes this side; masked below
+        k, r = reduce(y)
+        s = pow2(k)
+        qr = q(r)
+        small = ax < tanh_half                    # tanh(|x|) < 1/2
+        m = _fma(s, qr, s - one)                  # e^y - 1, no cancellation near 0
+        e = _fma(s, qr, s)                        # e^y
+        # small |x|: -m/(2+m); else 1 - 2e/(1+e), whose rounding errors scale with e
+        numerator = m if small else two * e
+        denominator = two + m if small else one + e
+        t = (zero if small else one) - numerator / denominator
         t = -t if x < zero else t
         # ±0 and NaN are their own tanh
         return x if (x == zero) | (x != x) else t
