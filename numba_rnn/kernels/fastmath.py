@@ -43,10 +43,10 @@ from numba.extending import intrinsic
 Activations = namedtuple("Activations", ["exp", "sigmoid", "tanh"])
 
 # Largest error in units in the last place of the result (against an unrounded
-# reference), measured over every 7th float32 bit pattern and 2e7 float64 values, rounded
-# up to 0.1 ulp; the tests hold each function to it.
+# reference), measured over every float32 bit pattern and 3e7 float64 values, rounded up
+# to 0.1 ulp; the tests hold each function to it.
 ULP_BOUND = {
-    np.dtype(np.float32): {"exp": 1.0, "sigmoid": 2.4, "tanh": 2.3},
+    np.dtype(np.float32): {"exp": 1.0, "sigmoid": 2.5, "tanh": 2.3},
     np.dtype(np.float64): {"exp": 1.0, "sigmoid": 2.3, "tanh": 2.6},
 }
 
