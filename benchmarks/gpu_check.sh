@@ -28,9 +28,13 @@
 #           stops the run, saying why, if the backend is not cuda or NVVM, nvJitLink,
 #           libcudadevrt, cuBLAS or cuRAND cannot be loaded
 #   smoke   a numba kernel on CuPy arrays, a CuPy GEMM, DLPack both ways with PyTorch, a
-#           cooperative grid-sync kernel on every SM; then each persistent handoff once on
-#           a real layer, each in its own process: a handoff that hangs is skipped by every
-#           later stage, not retried
+#           cooperative grid-sync kernel on every SM; then the first-call latency
+#           (benchmarks/first_call.py, nr.LSTM(128, 128) T=50 B=16 forward+backward) twice,
+#           cold (an empty NUMBA_RNN_CACHE_DIR: every kernel compiled) and warm (the same
+#           folder: loaded from numba-cuda's disk cache), each in its own process; if
+#           either fails, the later stages run with the disk cache off; then each
+#           persistent handoff once on a real layer, each in its own process: a handoff
+#           that hangs is skipped by every later stage, not retried
 #   parity  LSTM, GRU and RNN (tanh), float32 and float64, one process each, in parallel:
 #           forward and backward on every path (plain, fused, persistent-grid,
 #           persistent-flags last) against torch.nn on cuDNN and the NumPy reference, at
@@ -52,10 +56,14 @@ PY=${PYTHON:-python3}
 
 # ---- time limits in seconds: one call; their sum is the call's longest run (< 9 min)
 LIMIT_ENV=30          # nvidia-smi 10, then the Python report
-LIMIT_SMOKE=130       # the basic checks 40, each handoff 45
+LIMIT_SMOKE=155       # the basic checks 40, first call cold 15 and warm 10, each handoff 45
 LIMIT_SMOKE_BASIC=40
+LIMIT_FIRST_COLD=15
+LIMIT_FIRST_WARM=10
 LIMIT_HANDOFF=45
-LIMIT_PARITY=150      # its processes in parallel, each within it
+LIMIT_PARITY=125      # its processes in parallel, each within it (150 before the
+                      # first-call runs took 25 s; the kernel disk cache now gives
+                      # lstm-float32 the kernels the smoke stage compiled)
 LIMIT_TIMING=140      # each path's process 35
 LIMIT_TIMING_PATH=35
 LIMIT_LAUNCH=20
@@ -86,7 +94,7 @@ for arg in "$@"; do
     case $arg in
         --dry-run) DRY_RUN=1 ;;
         --plan) echo "gpu_check plan (time limits, s): $PLAN"; exit 0 ;;
-        -h|--help) sed -n '3,47p' "$0"; exit 0 ;;
+        -h|--help) sed -n '3,51p' "$0"; exit 0 ;;
         *) ARGS+=("$arg") ;;
     esac
 done
@@ -188,6 +196,7 @@ stage_smoke() {
         part smoke basic "$limit" "$LOG" "$PY" benchmarks/gpu_checks.py smoke \
             --results "$RESULTS_FILE" --check-timeout "$CHECK_TIMEOUT_SMOKE"
     fi
+    stage_first_call "$end"
     for handoff in grid flags; do
         limit=$(left "$end"); [ "$limit" -le "$LIMIT_HANDOFF" ] || limit=$LIMIT_HANDOFF
         part smoke "handoff-$handoff" "$limit" "$LOG" env ${SIM[@]+"${SIM[@]}"} "$PY" benchmarks/gpu_checks.py handoff \
@@ -196,6 +205,25 @@ stage_smoke() {
     done
     refresh_hung
     [ -z "$HUNG" ] || echo "gpu_check: hung, skipped from here on: $HUNG"
+}
+
+stage_first_call() {  # stage_first_call END: cold, then warm, in a kernel cache of their own
+    local end=$1 limit tag rc=0 folder="$SCRATCH/first-call-cache" where=()
+    mkdir -p "$folder"
+    # the dry run: the CPU path, whose kernels compile for real (the simulator's do not)
+    [ -z "$DRY_RUN" ] || where=(NUMBA_RNN_BACKEND=cpu)
+    for tag in cold warm; do
+        if [ "$tag" = cold ]; then limit=$LIMIT_FIRST_COLD; else limit=$LIMIT_FIRST_WARM; fi
+        [ "$(left "$end")" -ge "$limit" ] || limit=$(left "$end")
+        part smoke "first-call-$tag" "$limit" "$LOG" env ${where[@]+"${where[@]}"} \
+            NUMBA_RNN_CACHE_DIR="$folder" "$PY" benchmarks/first_call.py \
+            ${DRY_RUN:+--input 3 --hidden 4 --steps 2 --batch 2} \
+            --jsonl "$RESULTS_FILE" --tag "first-call-$tag" || rc=1
+    done
+    if [ "$rc" -ne 0 ]; then
+        export NUMBA_RNN_CACHE_DIR=""
+        echo "gpu_check: a first-call run failed: the later stages run with the kernel disk cache off"
+    fi
 }
 
 stage_parity() {

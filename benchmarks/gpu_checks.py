@@ -912,6 +912,11 @@ def summary_markdown(lines, plan_text=""):
                        f"{_fmt(d.get('torch_error'))} {d.get('torch_device', '')} | "
                        f"{','.join(d.get('paths_taken', []))} | "
                        f"{'; '.join(f'{k}: {v}' for k, v in details.items())} |")
+    out.append("")
+    out.append("## First call (benchmarks/first_call.py: cold, an empty kernel cache; warm, "
+               "the same cache)")
+    out.append("")
+    out += first_call_table(lines)
     notes = [line for line in lines if line.get("event") == "note"]
     resources = [d for d in done if str(d.get("check", "")).startswith("resources")]
     out.append("")
@@ -941,6 +946,27 @@ def summary_markdown(lines, plan_text=""):
                        f"{s.get('growth_bytes')} B ({'ok' if s.get('passed') else 'GREW'}; "
                        f"{s.get('memory')})")
     return "\n".join(out) + "\n"
+
+
+def first_call_table(lines):
+    """The first-call runs: the first and second forward+backward, what compiled and what
+    the disk cache gave, per run."""
+    runs = [line for line in lines if line.get("event") == "first_call"]
+    if not runs:
+        return ["nothing measured"]
+    out = ["| run | backend | size | import s | first fwd+bwd s | second ms | compiled s "
+           "(kernels) | loaded from the disk cache s (kernels) |", "|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        kernels = r.get("kernels", [])
+        compiled = sum(1 for k in kernels if not k.get("loaded"))
+        loaded = len(kernels) - compiled
+        out.append(f"| {r.get('tag')} | {r.get('backend')} | LSTM T={r.get('T')} B={r.get('B')} "
+                   f"I={r.get('I')} H={r.get('H')} {r.get('dtype')} | {_fmt(r.get('import_s'))} | "
+                   f"{_fmt(r.get('first_s'))} | {_fmt(r.get('second_ms'))} | "
+                   f"{_fmt(r.get('compiled_s'))} ({compiled}) | "
+                   + (f"{_fmt(r.get('loaded_s'))} ({loaded}) |" if r.get("backend") == "cuda"
+                      else "not counted (a CPU load sends no event) |"))
+    return out
 
 
 def timing_table(lines):

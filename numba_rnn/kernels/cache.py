@@ -1,5 +1,7 @@
-"""The CPU kernels kept on disk, so that a new process loads them instead of compiling
-them again (1.5–9 s a cell and dtype at every start without it).
+"""The kernels kept on disk, so that a new process loads them instead of compiling them
+again: the CPU kernels (1.5–9 s a cell and dtype at every start without it) and the CUDA
+kernels (NVVM and nvJitLink: 1.5–4 s an LSTM forward and backward on a path, measured
+offline; benchmarks/NOTES.md).
 
 Numba's own cache (``cache=True``) keys a function's compilations by the file it is
 defined in (a hash of that file) and the function's bytecode; it knows nothing of the
@@ -15,10 +17,25 @@ compilation depends on:
   math) its code, closure values, defaults and the globals its code reads,
   recursively through every function it reaches; typed constants, dtypes and Numba
   types by value;
-* the Python, NumPy, llvmlite and Numba versions.
+* the Python, NumPy, llvmlite, Numba and numba-cuda versions.
 
 Numba caches the module's functions next to it (``__pycache__``, or under
-``NUMBA_CACHE_DIR`` where set). A change to anything above gives another key, another
+``NUMBA_CACHE_DIR`` where set).
+
+The CUDA kernels go the same way (``load_cuda``, and ``cuda_jit`` for a kernel written
+as a function, a closure of a factory or at module level: its source, without
+decorators, becomes the module's, and the values of its closure and the globals it
+reads the module's globals), compiled by ``cuda.jit(cache=True)``: numba-cuda keys a
+cached kernel by its file's modification time and size, its bytecode and a pickle of
+its closure (none here: the values are the module's globals, which ``fingerprint``
+tells), the signature, numba-cuda's version and its codegen's "magic tuple", the CUDA
+runtime's version and the device's compute capability; it too knows nothing of the
+device functions a kernel calls, which the key here follows (``fingerprint`` of a
+``CUDADispatcher``: its options and its Python function; of an ``@intrinsic``: its
+definition; numba-cuda's version is in the key as well). One module file serves every
+compute capability, numba-cuda's index holding an entry for each. The simulator accepts
+``cache=True`` and ignores it (``FakeCUDAKernel`` compiles nothing); its kernels run from
+the same module files, so that the test suite runs what a GPU compiles. A change to anything above gives another key, another
 file, a fresh compile: a stale entry is never read (old files stay until the folder
 is cleared). ``NUMBA_RNN_CACHE_DIR`` names the folder (default
 ``$XDG_CACHE_HOME/numba_rnn``, ``~/.cache/numba_rnn``); empty, it turns the cache
@@ -29,9 +46,12 @@ unusable folder).
 import dis
 import functools
 import hashlib
+import inspect
 import os
 import platform
+import re
 import sys
+import textwrap
 import types
 import uuid
 import warnings
@@ -41,7 +61,7 @@ import numba.core.dispatcher
 import numpy as np
 
 #: Raised into the key: bump it when the scheme (what a key hashes) changes.
-SCHEME = 1
+SCHEME = 2
 
 _VARIABLE = "NUMBA_RNN_CACHE_DIR"
 
@@ -62,7 +82,8 @@ def folder():
 # ----------------------------------------------------------------- fingerprints
 #: Libraries whose functions and modules a kernel may name, known by name (their
 #: versions are in the key, or they are Python's); any other function is known by its code.
-_LIBRARIES = {"numba", "numpy", "llvmlite", "math", "cmath", "operator", "builtins"}
+_LIBRARIES = {"numba", "numba_cuda", "numpy", "llvmlite", "math", "cmath", "operator",
+              "builtins"}
 _GLOBAL_OPS = {"LOAD_GLOBAL", "LOAD_NAME"}
 
 
@@ -99,6 +120,11 @@ def _fingerprint(value, seen):
         _seen(value, seen)
         options = sorted((k, repr(v)) for k, v in value.targetoptions.items())
         return f"dispatcher{options}:{_fingerprint(value.py_func, seen)}"
+    cuda_function = _cuda_function(value)
+    if cuda_function is not None:  # a CUDA kernel or device function, or the simulator's
+        _seen(value, seen)
+        kind, options, function = cuda_function
+        return f"{kind}{options}:{_fingerprint(function, seen)}"
     if hasattr(value, "__wrapped__") and callable(value):  # functools wrappers
         return _fingerprint(value.__wrapped__, seen)
     if isinstance(value, types.FunctionType):
@@ -112,6 +138,24 @@ def _fingerprint(value, seen):
             raise Uncacheable(f"a kernel uses {value!r}")
         return f"builtin:{module}.{getattr(value, '__qualname__', value)}"
     raise Uncacheable(f"a kernel depends on {type(value).__name__} {value!r}")
+
+
+def _cuda_function(value):
+    """(kind, options, Python function) of numba-cuda's dispatcher (``cuda.jit``, device
+    functions included), of the simulator's ``FakeCUDAKernel`` or of an ``@intrinsic``
+    (whose definition gives its code); None for anything else."""
+    kind = type(value)
+    if not kind.__module__.startswith(("numba.cuda", "numba_cuda")):
+        return None
+    if kind.__name__ == "CUDADispatcher":
+        return ("cuda-dispatcher", sorted((k, repr(v)) for k, v in value.targetoptions.items()),
+                value.py_func)
+    if kind.__name__ == "FakeCUDAKernel":
+        return ("cuda-simulated", [("debug", value._debug), ("device", value._device),
+                                   ("fastmath", value._fastmath)], value.fn)
+    if kind.__name__ == "_Intrinsic":
+        return "cuda-intrinsic", [], value._defn
+    return None
 
 
 def _seen(value, seen):
@@ -161,10 +205,16 @@ def _global_names(code):
 
 @functools.lru_cache(maxsize=None)
 def _versions():
+    from importlib import metadata
+
     import llvmlite
+    try:
+        numba_cuda = metadata.version("numba-cuda")
+    except metadata.PackageNotFoundError:
+        numba_cuda = None
     return (f"scheme {SCHEME}; python {sys.version}; {platform.machine()}; "
             f"numpy {np.__version__}; llvmlite {llvmlite.__version__}; "
-            f"numba {numba.__version__}")
+            f"numba {numba.__version__}; numba-cuda {numba_cuda}")
 
 
 def key(source, namespace, options):
@@ -209,11 +259,10 @@ def _write(path, source):
         return False
 
 
-def load(name, source, namespace, functions):
-    """The functions ``functions`` (name -> Numba options) defined by ``source`` with
-    the globals ``namespace``, compiled by ``numba.njit`` with Numba's disk cache, from
-    a module file named by ``key``; None where the cache is off, or cannot hold this
-    kernel (the caller then compiles without it)."""
+def _module(name, source, namespace, functions):
+    """The module of ``source`` with the globals ``namespace``, from its file in the
+    cache folder named by ``key`` (written where it is not there yet); None where the
+    cache is off, or cannot hold it."""
     where = folder()
     if where is None:
         return None
@@ -234,9 +283,78 @@ def load(name, source, namespace, functions):
         exec(compile(header + source, path, "exec"), module.__dict__)  # noqa: S102
         # Numba rebuilds a cached function's environment by importing its module
         sys.modules[module_name] = module
+    return module
+
+
+def load(name, source, namespace, functions):
+    """The functions ``functions`` (name -> Numba options) defined by ``source`` with
+    the globals ``namespace``, compiled by ``numba.njit`` with Numba's disk cache, from
+    a module file named by ``key``; None where the cache is off, or cannot hold this
+    kernel (the caller then compiles without it)."""
+    module = _module(name, source, namespace, functions)
+    if module is None:
+        return None
     try:
         return {f: numba.njit(cache=True, **options)(getattr(module, f))
                 for f, options in functions.items()}
     except RuntimeError as exc:  # no locator: Numba found no writable cache folder
         _warn_once(str(exc))
         return None
+
+
+def load_cuda(name, source, namespace, options=None):
+    """The CUDA kernel ``name`` defined by ``source`` with the globals ``namespace``,
+    ``cuda.jit(cache=True, **options)`` of it from a module file named by ``key``
+    (numba-cuda then keeps its compilations beside it); None where the cache is off,
+    or cannot hold this kernel (the caller then compiles without it)."""
+    from ..backend import cuda
+
+    options = dict(options or {})
+    module = _module(name, source, namespace, {name: {"cuda.jit": options}})
+    if module is None:
+        return None
+    try:
+        kernel = cuda.jit(cache=True, **options)(getattr(module, name))
+    except RuntimeError as exc:  # no locator: numba-cuda found no writable cache folder
+        _warn_once(str(exc))
+        return None
+    kernel.cache_key = module.__name__  # marks a kernel the disk cache holds
+    return kernel
+
+
+_DEF = re.compile(r"^def ", re.MULTILINE)
+
+
+def function_module(function):
+    """(source, namespace) of a module defining ``function`` at its top level: its
+    source without its decorators, dedented, and as globals the values of its closure
+    and the globals (and builtins shadowed there) its code reads. Raises OSError or
+    TypeError where its source cannot be read (a function made by ``exec``)."""
+    text = textwrap.dedent(inspect.getsource(function))
+    found = _DEF.search(text)
+    if found is None:
+        raise TypeError(f"no def at the top of the source of {function.__qualname__}")
+    code = function.__code__
+    namespace = {name: cell.cell_contents
+                 for name, cell in zip(code.co_freevars, function.__closure__ or ())}
+    for name in sorted(_global_names(code)):
+        if name in function.__globals__:
+            namespace[name] = function.__globals__[name]
+    return text[found.start():], namespace
+
+
+def cuda_jit(function=None, **options):
+    """``cuda.jit(**options)`` of ``function`` (a kernel: also as ``@cuda_jit``), from the
+    disk cache where it can hold it (``function_module``, ``load_cuda``); else compiled
+    as ``cuda.jit`` compiles it."""
+    if function is None:
+        return functools.partial(cuda_jit, **options)
+    from ..backend import cuda
+
+    try:
+        source, namespace = function_module(function)
+    except (OSError, TypeError):
+        kernel = None
+    else:
+        kernel = load_cuda(function.__name__, source, namespace, options)
+    return kernel if kernel is not None else cuda.jit(**options)(function)

@@ -28,6 +28,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections import namedtuple
 
 from .. import backend
@@ -144,9 +145,14 @@ def jobs(record):
 
 
 # -------------------------------------------------------------------- compiling
-def compile_jobs(job_list, targets=tuple(TARGETS)):
+def compile_jobs(job_list, targets=tuple(TARGETS), warm_up=False):
     """Compile and link every job for every target (in a NUMBA_RNN_COMPILE_ONLY=1
-    process). One result per (kernel, signature, target)."""
+    process). One result per (kernel, signature, target), with the seconds of NVVM
+    (``ptx_seconds``: ``compile_ptx``, Numba's typing and lowering included) and of
+    nvJitLink (``link_seconds``). With ``warm_up``, a trivial kernel is compiled first
+    and reported as the first result (kernel "(start-up)"): what the first compilation
+    of a process pays once (loading NVVM, Numba's typing context), so that the others'
+    seconds are their own."""
     from numba import cuda
     import numba.cuda.dispatcher
 
@@ -154,6 +160,8 @@ def compile_jobs(job_list, targets=tuple(TARGETS)):
 
     _check_toolchain()
     results = []
+    if warm_up:
+        results.append(_warm_up(targets[0]))
     for job in job_list:
         recipe = registry.recipe_from_json(job["recipe"])
         kernel = registry.build(recipe)
@@ -168,8 +176,12 @@ def compile_jobs(job_list, targets=tuple(TARGETS)):
                     # compute capability in some numba-cuda versions: report the target's.
                     cc = TARGETS[target]
                     numba.cuda.dispatcher.get_current_device = lambda: _Device(cc)
+                    started = time.perf_counter()
                     ptx, _ = cuda.compile_ptx(kernel.py_func, types, cc=cc)
+                    compiled = time.perf_counter()
                     result.update(_link(ptx, target))
+                    result["ptx_seconds"] = round(compiled - started, 4)
+                    result["link_seconds"] = round(time.perf_counter() - compiled, 4)
                     result["float64_instructions"] = _float64_instructions(ptx)
                     result["spins"], result["stale_spins"] = _spins(ptx)
                 except Exception as exc:  # reported, and failed by problems()
@@ -181,6 +193,25 @@ def compile_jobs(job_list, targets=tuple(TARGETS)):
 class _Device:
     def __init__(self, cc):
         self.compute_capability = cc
+
+
+def _warm_up(target):
+    """A trivial kernel compiled and linked for ``target``: the process's start-up."""
+    from numba import cuda
+    import numba.cuda.dispatcher
+
+    def warm_up(out):
+        out[0] = 1.0
+
+    cc = TARGETS[target]
+    numba.cuda.dispatcher.get_current_device = lambda: _Device(cc)
+    started = time.perf_counter()
+    ptx, _ = cuda.compile_ptx(warm_up, (numba.float32[::1],), cc=cc)
+    compiled = time.perf_counter()
+    _link(ptx, target)
+    return {"kernel": "(start-up)", "target": target, "recipe": None, "signature": None,
+            "ptx_seconds": round(compiled - started, 4),
+            "link_seconds": round(time.perf_counter() - compiled, 4)}
 
 
 def _check_toolchain():
@@ -351,9 +382,10 @@ def problems(results):
 
 
 # -------------------------------------------------------------------- processes
-def run_compiler(job_list, processes=2, timeout=1800):
+def run_compiler(job_list, processes=2, timeout=1800, targets=tuple(TARGETS), warm_up=False):
     """Compile ``job_list`` in ``processes`` subprocesses with the real CUDA target (this
-    process may be the simulator); raises CompilerUnavailable without the toolchain."""
+    process may be the simulator) for ``targets`` (``compile_jobs``; ``warm_up``: each
+    process's start-up first); raises CompilerUnavailable without the toolchain."""
     env = dict(os.environ, **{_COMPILE_ONLY: "1"})
     env.pop("NUMBA_ENABLE_CUDASIM", None)
     chunks = [job_list[k::processes] for k in range(processes)]
@@ -363,7 +395,8 @@ def run_compiler(job_list, processes=2, timeout=1800):
                 for chunk in chunks if chunk]
     results = []
     for child, chunk in zip(children, chunks):
-        out, err = child.communicate(json.dumps(chunk), timeout=timeout)
+        request = {"jobs": chunk, "targets": list(targets), "warm_up": warm_up}
+        out, err = child.communicate(json.dumps(request), timeout=timeout)
         if child.returncode == 3:
             raise CompilerUnavailable(err.strip().splitlines()[-1])
         if child.returncode != 0:
@@ -373,9 +406,9 @@ def run_compiler(job_list, processes=2, timeout=1800):
 
 
 def _main():
-    job_list = json.load(sys.stdin)
+    request = json.load(sys.stdin)
     try:
-        results = compile_jobs(job_list)
+        results = compile_jobs(request["jobs"], tuple(request["targets"]), request["warm_up"])
     except CompilerUnavailable as exc:
         print(f"compiler unavailable: {exc}", file=sys.stderr)
         sys.exit(3)

@@ -27,8 +27,7 @@ import numba
 import numpy as np
 
 from .. import backend
-from ..backend import cuda
-from . import targets
+from . import cache, targets
 
 #: How to build a kernel again: ``getattr(module, function)`` is the kernel itself
 #: (``args`` None) or a factory, called with the decoded ``args``; ``field`` names the
@@ -50,8 +49,9 @@ def recipe_of(kernel):
 
 
 def jit(function):
-    """``cuda.jit`` for a kernel defined at module level, registered."""
-    kernel = cuda.jit(function)
+    """``cuda.jit`` for a kernel defined at module level, registered; kept in the disk
+    cache where it can be (``cache.cuda_jit``)."""
+    kernel = cache.cuda_jit(function)
     _register(kernel, Recipe(function.__module__, function.__qualname__, None, None))
     return kernel
 

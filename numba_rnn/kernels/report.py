@@ -38,7 +38,7 @@ def rows(results):
     """The results with the figures the report derives from them."""
     table = []
     for r in results:
-        row = dict(r)
+        row = {k: v for k, v in r.items() if not k.endswith("_seconds")}  # not resources
         if "error" not in r:
             row["dynamic_shared"] = kernels_compile.max_dynamic_shared(r)
             row["blocks_per_sm"] = kernels_compile.occupancy(r)

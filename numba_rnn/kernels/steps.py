@@ -61,7 +61,7 @@ import numpy as np
 
 from .. import backend
 from ..backend import cuda
-from . import registry, targets
+from . import cache, registry, targets
 from .common import zoneout_units
 
 #: The register tile of the matrix products: each thread accumulates GROUP rows of the
@@ -462,7 +462,7 @@ def step_kernels(cell, dtype, target):
     forward_step_global = make_forward_step(False)
     backward_step_global = make_backward_step(False)
 
-    @cuda.jit
+    @cache.cuda_jit
     def fused_forward(t, active, gx, w_hh, b_hh, h_seq, c_seq, saved, units, staged):
         # w_hh (G*H,H); the block's units are [blockIdx·units, +units); ``staged`` batch
         # rows of h_{t-1} go through shared memory at a time
@@ -472,7 +472,7 @@ def step_kernels(cell, dtype, target):
         forward_step_global(smem, xg, t, active, gx, w_hh, b_hh, h_seq, c_seq, saved,
                             units, staged, cuda.blockIdx.x * units, xg, rec, xg, False)
 
-    @cuda.jit
+    @cache.cuda_jit
     def fused_backward(t, active, next_batch, dy, w_hh_t, h_seq, c_seq, saved, dh_carry,
                        dc_carry, dgx, dgh, units, staged):
         # w_hh_t (H,G*H) = W_hhᵀ; next_batch: rows active at step t+1 (0 at the last)
@@ -548,7 +548,7 @@ def step_kernels(cell, dtype, target):
         return False
 
     def make_persistent(handoff):
-        @cuda.jit
+        @cache.cuda_jit
         def persistent_forward(batch_sizes, gx, w_hh, b_hh, h_seq, c_seq, saved, units,
                                staged, arrived):
             # batch_sizes (T,) int32; w_hh (G*H,H); arrived (1,) int32, zero (flags)
@@ -571,7 +571,7 @@ def step_kernels(cell, dtype, target):
                                           j0, hidden)
                     handoff(arrived, t + 1)  # step t's states complete everywhere
 
-        @cuda.jit
+        @cache.cuda_jit
         def persistent_backward(batch_sizes, dy, w_hh_t, h_seq, c_seq, saved, dh_carry,
                                 dc_carry, dgx, dgh, units, staged, arrived):
             # w_hh_t (H,G*H) = W_hhᵀ: the block keeps its units' rows

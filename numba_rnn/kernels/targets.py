@@ -22,8 +22,9 @@ waits for them, ``row_sum(buf, a, b)`` gives the sums of a and b over them. On t
 row has one thread: (0, 1), nothing to wait for, the values themselves.
 
 CPU kernels carry ``on_cpu``: ``backend.launch``/``launch_grid`` call them with the
-number of items or rows instead of a launch configuration. They are compiled through
-the disk cache (``kernels/cache.py``), so that a second process loads them. Which target a call site
+number of items or rows instead of a launch configuration. CPU and CUDA kernels
+alike are compiled through the disk cache (``kernels/cache.py``), so that a second
+process loads them. Which target a call site
 builds for is ``current()``: the CPU on the "cpu" backend, CUDA otherwise.
 """
 import functools
@@ -166,6 +167,15 @@ def _cpu_kernel(name, source, namespace, rows=False):
     return CpuKernel(compiled[name], name, rows=rows, serial=compiled[serial_name])
 
 
+def _cuda_kernel(name, source, namespace):
+    """The CUDA kernel of the function ``name`` that ``source`` defines: from the disk
+    cache (``kernels/cache.py``: numba-cuda keeps its compilations beside the module
+    file, so that a second process on a GPU loads them) where it can hold it, else
+    ``cuda.jit`` of it in memory."""
+    kernel = cache.load_cuda(name, source, namespace)
+    return kernel if kernel is not None else cuda.jit(_generate(name, source, namespace))
+
+
 def _parameters(function, skip):
     return list(inspect.signature(function).parameters)[skip:]
 
@@ -200,10 +210,9 @@ def grid_kernel(item, target, name=None, dtype=None, scratch=()):
                  "prange": numba.prange, "chunk": CPU_CHUNK}
     if target == CUDA:
         extra, make, passed = _scratch(scratch, dtype, target, "    ")
-        wrapper = _generate(name, f"def {name}({args}):\n{make}"
+        return _cuda_kernel(name, f"def {name}({args}):\n{make}"
                                   f"    item(cuda.grid(1), {passed}{args})\n",
                             {**namespace, **extra})
-        return cuda.jit(wrapper)
     extra, make, passed = _scratch(scratch, dtype, target, "        ")
     return _cpu_kernel(name, f"def {name}(n, {args}):\n"
                              f"    for c in prange((n + chunk - 1) // chunk):\n{make}"
@@ -223,11 +232,10 @@ def row_kernel(body, target, dtype, scratch=(), name=None):
                  "dtype": np.dtype(dtype)}
     if target == CUDA:
         extra, make, passed = _scratch(scratch, dtype, target, "    ")
-        wrapper = _generate(name, f"def {name}({args}):\n"
+        return _cuda_kernel(name, f"def {name}({args}):\n"
                                   f"    buf = cuda.shared.array(0, value)\n{make}"
                                   f"    body(cuda.blockIdx.x, buf, {passed}{args})\n",
                             {**namespace, **extra})
-        return cuda.jit(wrapper)
     extra, make, passed = _scratch(scratch, dtype, target, "        ")
     return _cpu_kernel(name, f"def {name}(rows, {args}):\n"
                              f"    for row in prange(rows):\n"
