@@ -33,9 +33,11 @@ left out, so no implementation can reach it.
 
 On the CPU (--device cpu) the case sets are BENCHMARKS.md's scaled to what two cores run
 in minutes (CPU_SETS), in float32 and float64 (--dtypes); PyTorch runs with
-torch.set_num_threads equal to Numba's thread count; each call is timed by the wall clock
-(time.perf_counter) after warm-up, every case checked against PyTorch first. These are CPU
-figures: they say nothing about the GPU kernels.
+torch.set_num_threads equal to Numba's thread count; every case is checked against PyTorch
+first, then the two sides are timed in turns by the wall clock (time.perf_counter), each
+timed call after an untimed one, with NumPy's OpenBLAS told not to spin after its calls
+(OPENBLAS_THREAD_TIMEOUT): benchmarks/README.md, "CPU protocol", says why each measure is
+there. These are CPU figures: they say nothing about the GPU kernels.
 
 --device simulator runs a correctness run in Numba's CUDA simulator instead: each
 selected case scaled down to T=3, B=2, I=H=4 (same cell, layers and directions), checked
@@ -61,6 +63,13 @@ import os
 import sys
 import time
 from collections import namedtuple
+
+if "cpu" in sys.argv[1:] or "--device=cpu" in sys.argv[1:]:
+    # The CPU protocol (benchmarks/README.md, "CPU protocol"): NumPy's OpenBLAS workers
+    # spin ~0.1 s after each call by default, holding a core while the next call (the
+    # other side's) runs; read when OpenBLAS loads, so set before NumPy is imported.
+    # 2^4 cycles: they sleep at once.
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 import numpy as np
 
@@ -487,6 +496,34 @@ def time_wall(fn, repeats, warmup):
     return times
 
 
+def time_interleaved(fns, repeats, warmup):
+    """Per-call wall-clock times in ms of each of ``fns``, taken in turns (the CPU
+    protocol, benchmarks/README.md): each round calls every function twice and times
+    the second call, so that a side never starts right after the other one (whose
+    thread pools may still be spinning or asleep) and slow drifts of the machine hit
+    every side alike."""
+    import time
+
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    times = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, kept in zip(fns, times):
+            fn()  # untimed: the other side's pools settle, this side's wake up
+            start = time.perf_counter()
+            fn()
+            kept.append((time.perf_counter() - start) * 1e3)
+    return times
+
+
+def cpu_path(case, dtype):
+    """The path numba_rnn's automatic choice runs the case's layers on, on the CPU."""
+    from numba_rnn.kernels import CELLS
+
+    return recurrent.choose_path(CELLS[case.cell], case.B, case.H, dtype, False)
+
+
 def run_cpu(args, cases, torch, env):
     """numba_rnn's CPU path against PyTorch's CPU layers, same threads, each dtype."""
     import numba
@@ -497,6 +534,7 @@ def run_cpu(args, cases, torch, env):
     threads = numba.get_num_threads()
     torch.set_num_threads(threads)
     env.update(threads=threads, torch_threads=torch.get_num_threads(),
+               openblas_thread_timeout=os.environ.get("OPENBLAS_THREAD_TIMEOUT"),
                torch_mkldnn=bool(torch.backends.mkldnn.is_available()),
                numba_threading_layer=None)
     records = Records(args)
@@ -515,12 +553,13 @@ def run_cpu(args, cases, torch, env):
                                           error=f"relative error {worst:.2e} > {rtol:.0e}: "
                                                 "not timed"))
                     continue
+                ours_ms, theirs_ms = time_interleaved(
+                    [getattr(ours, mode), getattr(theirs, mode)], args.repeats, args.warmup)
                 records.append(record(case, mode, "numba_rnn", dtype=dtype, max_abs_err=max_abs,
-                                      relative_error=worst, path="plain", **percentiles(
-                                          time_wall(getattr(ours, mode), args.repeats,
-                                                    args.warmup))))
-                records.append(record(case, mode, "torch_cpu", dtype=dtype, **percentiles(
-                    time_wall(getattr(theirs, mode), args.repeats, args.warmup))))
+                                      relative_error=worst, path=cpu_path(case, dtype),
+                                      **percentiles(ours_ms)))
+                records.append(record(case, mode, "torch_cpu", dtype=dtype,
+                                      **percentiles(theirs_ms)))
             del ours, theirs
     try:
         env["numba_threading_layer"] = numba.threading_layer()

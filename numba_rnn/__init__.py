@@ -9,6 +9,7 @@ import numpy as _np
 from . import autograd, cuda, nn, optim, serialization, utils
 from .backend import available_backends, backend_name, set_backend, use_backend
 from .checkpoint import load, save
+from .kernels.region import get_num_threads, set_num_threads
 from .functions import *  # noqa: F401,F403  (creation, joining, function forms)
 from .functions import __all__ as _functions
 from .nn import (GRU, LSTM, RNN, GRUCell, LayerNormGRU, LayerNormGRUCell, LayerNormLSTM,
@@ -62,4 +63,5 @@ __all__ = ["Tensor", "tensor", "Size", "device", "no_grad", "enable_grad",
            "LayerNormGRUCell", "float32", "float", "float64", "double",
            "float16", "half", "int64", "long", "int32", "int", "int16", "short", "int8",
            "uint8", "bool", "dtype", "FloatTensor", "DoubleTensor", "LongTensor",
-           "IntTensor", "BoolTensor", "ByteTensor"] + list(_functions)
+           "IntTensor", "BoolTensor", "ByteTensor", "set_num_threads",
+           "get_num_threads"] + list(_functions)

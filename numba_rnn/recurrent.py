@@ -31,6 +31,7 @@ import numpy as np
 
 from . import backend
 from .backend import kernel_views, launch, launch_grid, xp
+from .kernels import region
 from .kernels.norm import ROW_THREADS, norm_kernels, row_kernels, row_shared_bytes
 from .kernels.steps import BLOCK_THREADS, SHAPE, layout, staged_rows, step_kernels
 from .random import dropout_mask
@@ -271,9 +272,12 @@ def fused_plan(cell, hidden, dtype, batch=1):
 def choose_path(cell, batch, hidden, dtype, projection, on_gpu=None, validated=None,
                 zoneout=False):
     """The path a layer-direction runs: the forced one (checked), or the automatic
-    choice by problem size and what fits on chip. A projection, zoneout, the
-    layer-normalized cells (their own row kernels, GEMMs between) and the CPU backend
-    (its one kernel variant) run on "plain" only."""
+    choice by problem size and what fits on chip. A projection, zoneout and the
+    layer-normalized cells (their own row kernels, GEMMs between) run on "plain" only on
+    a GPU. On the CPU backend "persistent" is one parallel region for the whole
+    sequence (kernels/region.py), the automatic choice for every layer it runs (all
+    but a projection and the layer-normalized cells); "plain" is the GEMM plus gate
+    kernel loop."""
     if batch == 0:
         return "plain"  # an empty batch runs no kernel, whatever the path
     on_gpu = backend.backend_name() == "cuda" if on_gpu is None else on_gpu
@@ -282,7 +286,19 @@ def choose_path(cell, batch, hidden, dtype, projection, on_gpu=None, validated=N
     only_plain = ("an LSTM with proj_size" if projection else "zoneout" if zoneout
                   else f"a {cell.name} cell" if cell.norm is not None else None)
     if backend.on_cpu():
-        only_plain = only_plain or "the CPU path"
+        # the CPU's persistent path is one parallel region for the whole sequence
+        # (kernels/region.py); it runs zoneout, and has no fused variant
+        only_plain = ("an LSTM with proj_size" if projection
+                      else f"a {cell.name} cell" if cell.norm is not None else None)
+        if forced == "fused":
+            raise ValueError("path: 'fused' has no kernel on the CPU path; 'plain' and "
+                             "'persistent' (one region for the whole sequence) do")
+        if forced is not None:
+            if forced == "persistent" and only_plain:
+                raise ValueError(f"path: 'persistent' cannot run {only_plain}; only "
+                                 "'plain' can")
+            return forced
+        return "plain" if only_plain else "persistent"
     if forced is not None:
         if forced != "plain" and only_plain:
             raise ValueError(f"path: {forced!r} cannot run {only_plain}; only 'plain' can")
@@ -332,6 +348,11 @@ def layer_forward(cell, x, states0, params, batching, zo=None):
         raise ValueError("zoneout: not supported with a projection (proj_size): the state "
                          "that zoneout mixes would be the one before W_hr")
     kernel_zo = zo if zoned else backend.placeholder(3, x.dtype)
+    if path == "persistent" and backend.on_cpu():
+        # state_seqs: h's alone (the GEMM of dW_hh reads it; the rest stays in the
+        # region's layout, in saved)
+        h_seq, finals, saved = region.layer_forward(cell, x, states0, params, batching, zo)
+        return h_seq[1:], tuple(finals), LayerCache(x, (h_seq,), None, saved, path, zo)
 
     gx = _rows(x) @ params.w_ih.T
     norm_cache = None
@@ -430,12 +451,17 @@ def layer_backward(cell, cache, params, doutput, dfinals, batching):
         doutput = xp.zeros(h_seq[1:].shape, dtype=x.dtype)
     else:  # gradients may arrive as broadcast (read-only, zero-stride) views
         doutput = xp.ascontiguousarray(doutput, dtype=x.dtype)
+    widths = [h_seq.shape[-1]] + [hidden] * (cell.num_states - 1)
     carry = [
-        xp.zeros(seq.shape[1:], dtype=x.dtype) if d is None else xp.array(d, dtype=x.dtype)
-        for seq, d in zip(state_seqs, dfinals)
+        xp.zeros((batch, w), dtype=x.dtype) if d is None else xp.array(d, dtype=x.dtype)
+        for w, d in zip(widths, dfinals)
     ]
-    c_seq = state_seqs[1] if cell.num_states > 1 else backend.placeholder(3, x.dtype)
+    c_seq = state_seqs[1] if len(state_seqs) > 1 else backend.placeholder(3, x.dtype)
     width = cell.num_gates * hidden
+    if path == "persistent" and backend.on_cpu():  # saved: the region's RegionState
+        dx, grads = region.layer_backward(cell, saved, params, doutput, carry, batching, x,
+                                          h_seq)
+        return dx, tuple(carry), LayerParams(**grads)
     # Zeros: the rows of finished sequences must add nothing to the weight gradients.
     dgx = xp.zeros((steps, batch, width), dtype=x.dtype)
     # Kernel arguments never alias (the simulator copies each argument in and out).

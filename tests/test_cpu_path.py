@@ -188,14 +188,18 @@ def test_a_model_trains_on_the_cpu(rng):
     assert losses[-1] < 0.5 * losses[0], losses
 
 
-def test_forcing_a_gpu_path_on_the_cpu_is_refused(rng):
+def test_forcing_the_gpu_only_path_on_the_cpu_is_refused(rng):
+    """The CPU has the plain path and the region ("persistent", test_cpu_region.py), no
+    fused kernel."""
     layer = nr.LSTM(3, 4)
     x = nr.tensor(rng.standard_normal((2, 1, 3)).astype("float32"))
-    for path in ("fused", "persistent"):
-        with recurrent.force_path(path), pytest.raises(ValueError, match="the CPU path"):
-            layer(x)
-    with recurrent.force_path("plain"):
+    with recurrent.force_path("fused"), pytest.raises(ValueError, match="the CPU path"):
         layer(x)
+    outputs = []
+    for path in ("plain", "persistent"):
+        with recurrent.force_path(path):
+            outputs.append(layer(x)[0].numpy())
+    np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-5, atol=1e-6)
 
 
 def test_backend_switching_is_checked_and_per_thread():

@@ -15,23 +15,32 @@ from numba_rnn.kernels import cache, registry, targets
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# An LSTM forward and backward in a new process: its output, and how many of the step
-# kernels' compilations were loaded from disk (hits) and compiled (misses).
+# An LSTM forward and backward in a new process, on the plain path and on the region
+# (kernels/region.py): its outputs, and how many of the step kernels' and the regions'
+# compilations were loaded from disk (hits) and compiled (misses).
 _PROCESS = """
 import numpy as np, numba_rnn as nr
+from numba_rnn import recurrent
 from numba_rnn.kernels.steps import step_kernels
+from numba_rnn.kernels.region import region_kernels
 from numba_rnn.kernels import CELLS
 nr.manual_seed(0)
 layer = nr.LSTM(3, 4)
 x = nr.tensor(np.linspace(-1, 1, 2 * 2 * 3).reshape(2, 2, 3).astype("float32"),
               requires_grad=True)
-out, _ = layer(x)
-out.sum().backward()
+results = []
+for path in ("plain", "persistent"):
+    with recurrent.force_path(path):
+        x.grad = None
+        out, _ = layer(x)
+        out.sum().backward()
+    results += [repr(round(float(out.sum().item()), 5)), repr(round(float(x.grad.sum().item()), 5))]
 kernels = step_kernels(CELLS["lstm"], "float32")
+compiled = region_kernels(CELLS["lstm"], "float32").compiled
 stats = [k.serial().stats for k in (kernels.forward, kernels.backward)]
+stats += [compiled[name].stats for name in ("forward_serial", "backward_serial")]
 print(sum(sum(s.cache_hits.values()) for s in stats),
-      sum(sum(s.cache_misses.values()) for s in stats),
-      repr(float(out.sum().item())), repr(float(x.grad.sum().item())))
+      sum(sum(s.cache_misses.values()) for s in stats), *results)
 """
 
 
@@ -42,15 +51,16 @@ def _run(folder):
     done = subprocess.run([sys.executable, "-c", _PROCESS], env=environment,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    hits, misses, output, grad = done.stdout.split()
-    return int(hits), int(misses), output, grad
+    hits, misses, *results = done.stdout.split()
+    return (int(hits), int(misses), *results)
 
 
 def test_a_second_process_loads_the_kernels_instead_of_compiling(tmp_path):
     first = _run(tmp_path)
     second = _run(tmp_path)
-    assert first[:2] == (0, 2), first  # compiled, and written
-    assert second[:2] == (2, 0), second  # loaded: nothing compiled
+    assert first[:2] == (0, 4), first  # compiled, and written
+    assert second[:2] == (4, 0), second  # loaded: nothing compiled
+    assert first[2:4] == first[4:6]  # the region computes what the plain path does
     assert second[2:] == first[2:]  # the same numbers
 
 

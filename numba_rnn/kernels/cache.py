@@ -120,6 +120,9 @@ def _fingerprint(value, seen):
         _seen(value, seen)
         options = sorted((k, repr(v)) for k, v in value.targetoptions.items())
         return f"dispatcher{options}:{_fingerprint(value.py_func, seen)}"
+    if type(value).__name__ == "_Intrinsic" and type(value).__module__ == "numba.core.extending":
+        _seen(value, seen)  # a CPU @intrinsic: its definition gives its code
+        return f"intrinsic:{_fingerprint(value._defn, seen)}"
     cuda_function = _cuda_function(value)
     if cuda_function is not None:  # a CUDA kernel or device function, or the simulator's
         _seen(value, seen)
@@ -358,3 +361,21 @@ def cuda_jit(function=None, **options):
     else:
         kernel = load_cuda(function.__name__, source, namespace, options)
     return kernel if kernel is not None else cuda.jit(**options)(function)
+
+
+def cpu_jit(function=None, **options):
+    """``numba.njit(**options)`` of ``function`` (a nested or generated function: also
+    as ``@cpu_jit``), from the disk cache where it can hold it (``function_module``,
+    ``load``): its source and closure values become a module of the cache folder,
+    keyed by everything it reaches; else compiled as ``numba.njit`` compiles it."""
+    if function is None:
+        return functools.partial(cpu_jit, **options)
+    try:
+        source, namespace = function_module(function)
+    except (OSError, TypeError):
+        compiled = None
+    else:
+        compiled = load(function.__name__, source, namespace, {function.__name__: options})
+    if compiled is None:
+        return numba.njit(**options)(function)
+    return compiled[function.__name__]

@@ -66,15 +66,26 @@ Cell = namedtuple(
 
 @functools.lru_cache(maxsize=None)
 def activations(dtype, target):
-    """``(one, sigmoid)`` for ``dtype``: the constant is typed so that float32 kernels
-    stay in float32 (an untyped ``1.0`` would promote their arithmetic to float64)."""
+    """``(one, sigmoid, tanh)`` for ``dtype`` and ``target``: the constant is typed so that
+    float32 kernels stay in float32 (an untyped ``1.0`` would promote their arithmetic
+    to float64). On a GPU the functions are libdevice's (``math.exp``, ``math.tanh``);
+    on the CPU they are ``fastmath``'s, branch-free and without libm calls, so that a
+    loop over units vectorizes (their accuracy: fastmath.ULP_BOUND)."""
     one = np.dtype(dtype).type(1)
+    if target == targets.CPU:
+        from . import fastmath
+        functions = fastmath.functions(dtype)
+        return one, functions.sigmoid, functions.tanh
 
     @targets.device(target)
     def sigmoid(x):
         return one / (one + math.exp(-x))
 
-    return one, sigmoid
+    @targets.device(target)
+    def tanh(x):
+        return math.tanh(x)
+
+    return one, sigmoid, tanh
 
 
 @functools.lru_cache(maxsize=None)

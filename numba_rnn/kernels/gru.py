@@ -15,7 +15,6 @@ Backward, with dh the gradient reaching the new h_t (the kernel sums it):
     dh_{t-1} = dh ⊙ z + dgh·W_hh; the unit leaves dh ⊙ z in dh_carry.
 """
 import functools
-import math
 
 from . import targets
 from .common import Cell, activations
@@ -23,7 +22,7 @@ from .common import Cell, activations
 
 @functools.lru_cache(maxsize=None)
 def units(dtype, target):
-    one, sigmoid = activations(dtype, target)
+    one, sigmoid, tanh = activations(dtype, target)
 
     @targets.device(target)
     def gru_forward_unit(t, b, j, hidden, xg, rec, b_hh, h_seq, c_seq, saved):
@@ -32,7 +31,7 @@ def units(dtype, target):
         r = sigmoid(xg[0] + rec[0] + b_hh[j])
         z = sigmoid(xg[1] + rec[1] + b_hh[hidden + j])
         gh_n = rec[2] + b_hh[2 * hidden + j]
-        n = math.tanh(xg[2] + r * gh_n)
+        n = tanh(xg[2] + r * gh_n)
         h_seq[t + 1, b, j] = (one - z) * n + z * h_seq[t, b, j]
         saved[t, b, j] = r
         saved[t, b, hidden + j] = z

@@ -21,7 +21,6 @@ Backward, with dh, dc the gradients reaching the new h_t, c_t:
 dgx[t] = da: both normalized projections and b enter a the same way.
 """
 import functools
-import math
 
 from . import lstm, targets
 from .common import Cell, activations
@@ -30,7 +29,7 @@ from .norm import NormSpec, NormUnits
 
 @functools.lru_cache(maxsize=None)
 def units(dtype, target):
-    one, _ = activations(dtype, target)
+    one, _, tanh = activations(dtype, target)
     gates_backward = lstm.gate_gradients(dtype, target)
 
     # lstm.py's forward unit: its gates and c_t are this cell's; the h_t it writes is
@@ -40,7 +39,7 @@ def units(dtype, target):
     @targets.device(target)
     def finish_unit(t, b, j, hidden, gamma_c, beta_c, h_seq, saved):
         # saved[t, b, 4H + j] holds ĉ
-        tanh_n = math.tanh(gamma_c[j] * saved[t, b, 4 * hidden + j] + beta_c[j])
+        tanh_n = tanh(gamma_c[j] * saved[t, b, 4 * hidden + j] + beta_c[j])
         saved[t, b, 5 * hidden + j] = tanh_n
         h_seq[t + 1, b, j] = saved[t, b, 3 * hidden + j] * tanh_n
 

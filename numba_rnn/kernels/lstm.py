@@ -18,7 +18,6 @@ replaced it in c_seq):
 dgx[t] = dgh[t] = da: the input and recurrent projections enter a the same way.
 """
 import functools
-import math
 
 from . import targets
 from .common import Cell, activations
@@ -29,7 +28,7 @@ def gate_gradients(dtype, target):
     """The device function that ends an LSTM unit's backward (this one's and the
     layer-normalized one's, lnlstm.py): from the gates, dc_t whole and dh reaching
     h_t = o ⊙ tanh_out, it writes da (dgx[t]) and leaves dc_t ⊙ f, and 0, in the carries."""
-    one, _ = activations(dtype, target)
+    one, _, tanh = activations(dtype, target)
     zero = one - one
 
     @targets.device(target)
@@ -47,7 +46,7 @@ def gate_gradients(dtype, target):
 
 @functools.lru_cache(maxsize=None)
 def units(dtype, target):
-    one, sigmoid = activations(dtype, target)
+    one, sigmoid, tanh = activations(dtype, target)
     finish = gate_gradients(dtype, target)
 
     @targets.device(target)
@@ -56,11 +55,11 @@ def units(dtype, target):
         # recurrent sums; b_hh (4H,), h_seq and c_seq (T+1,B,H), saved (T,B,4H)
         i = sigmoid(xg[0] + rec[0] + b_hh[j])
         f = sigmoid(xg[1] + rec[1] + b_hh[hidden + j])
-        g = math.tanh(xg[2] + rec[2] + b_hh[2 * hidden + j])
+        g = tanh(xg[2] + rec[2] + b_hh[2 * hidden + j])
         o = sigmoid(xg[3] + rec[3] + b_hh[3 * hidden + j])
         c = f * c_seq[t, b, j] + i * g
         c_seq[t + 1, b, j] = c
-        h_seq[t + 1, b, j] = o * math.tanh(c)
+        h_seq[t + 1, b, j] = o * tanh(c)
         saved[t, b, j] = i
         saved[t, b, hidden + j] = f
         saved[t, b, 2 * hidden + j] = g
@@ -75,7 +74,7 @@ def units(dtype, target):
         f = saved[t, b, hidden + j]
         g = saved[t, b, 2 * hidden + j]
         o = saved[t, b, 3 * hidden + j]
-        tanh_c = math.tanh(f * c_seq[t, b, j] + i * g)
+        tanh_c = tanh(f * c_seq[t, b, j] + i * g)
         dc = dc_carry[b, j] + dh * o * (one - tanh_c * tanh_c)
         finish(t, b, j, hidden, i, f, g, o, dc, dh, tanh_c, c_seq, dh_carry, dc_carry, dgx)
 

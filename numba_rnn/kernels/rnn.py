@@ -11,7 +11,6 @@ Backward, with dh the gradient reaching the new h_t (the kernel sums it):
     dh_{t-1} = da·W_hh entirely, so the unit leaves 0 in dh_carry.
 """
 import functools
-import math
 
 from . import targets
 from .common import Cell, activations
@@ -19,7 +18,7 @@ from .common import Cell, activations
 
 @functools.lru_cache(maxsize=None)
 def units(dtype, target, relu):
-    one, _ = activations(dtype, target)
+    one, _, tanh = activations(dtype, target)
     zero = one - one
 
     @targets.device(target)
@@ -30,7 +29,7 @@ def units(dtype, target, relu):
         if relu:
             h = a if a > zero else zero
         else:
-            h = math.tanh(a)
+            h = tanh(a)
         h_seq[t + 1, b, j] = h
         saved[t, b, j] = h
 
