@@ -127,3 +127,43 @@ def zoneout_units(dtype, num_states, target):
             dc_carry[b, j] += zo[t, b, hidden + j] * total_c
 
     return mix, split, join
+
+
+@functools.lru_cache(maxsize=None)
+def unit_steps(cell, dtype, target):
+    """``(forward_at, backward_at)``: one unit's whole step as the GEMM-plus-gate kernel
+    and the CPU region both run it, with zoneout where ``zoned`` (common.zoneout_units):
+
+        forward_at(t, b, j, H, xg, rec, gx, gh, b_hh, h_seq, c_seq, saved, zo, zoned)
+            loads the unit's G values of gx[t, b] and gh[b] (the step's h_{t-1}·W_hhᵀ)
+            into the scratch xg, rec (G,), runs forward_unit, then mixes
+        backward_at(t, b, j, H, total_h, h_seq, c_seq, saved, dh_carry, dc_carry, dgx,
+                    dgh, zo, zoned)
+            runs backward_unit on the unit's share of total_h, the whole gradient
+            reaching h_t, and gives zoneout's share to the previous states"""
+    forward_unit, backward_unit = cell.units(dtype, target)
+    mix, split, join = zoneout_units(dtype, cell.num_states, target)
+    gates = cell.num_gates
+
+    @targets.device(target)
+    def forward_at(t, b, j, hidden, xg, rec, gx, gh, b_hh, h_seq, c_seq, saved, zo, zoned):
+        for g in range(gates):
+            xg[g] = gx[t, b, g * hidden + j]
+            rec[g] = gh[b, g * hidden + j]
+        forward_unit(t, b, j, hidden, xg, rec, b_hh, h_seq, c_seq, saved)
+        if zoned:
+            mix(t, b, j, hidden, zo, h_seq, c_seq)
+
+    @targets.device(target)
+    def backward_at(t, b, j, hidden, total_h, h_seq, c_seq, saved, dh_carry, dc_carry, dgx,
+                    dgh, zo, zoned):
+        if zoned:
+            dh, total_c = split(t, b, j, hidden, zo, total_h, dc_carry)
+            backward_unit(t, b, j, hidden, dh, h_seq, c_seq, saved, dh_carry, dc_carry,
+                          dgx, dgh)
+            join(t, b, j, hidden, zo, total_h, total_c, dh_carry, dc_carry)
+        else:
+            backward_unit(t, b, j, hidden, total_h, h_seq, c_seq, saved, dh_carry,
+                          dc_carry, dgx, dgh)
+
+    return forward_at, backward_at

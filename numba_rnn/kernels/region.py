@@ -15,7 +15,7 @@ Per call of a layer-direction, not per step:
 * ``prange`` over the n threads starts the region once; inside, each step is the
   thread's product (``products``), then its units (the cell's own unit functions,
   ``Cell.units(dtype, targets.CPU)``, called with H = U on the thread's slice, with
-  the zoneout functions of ``common.zoneout_units``), then a spin barrier (an atomic
+  zoneout, as ``common.unit_steps`` runs them), then a spin barrier (an atomic
   arrival counter, ``barrier``) before the next step reads every thread's h_t;
 * the unit functions' G-value scratch (xg, rec) lives on the stack (``stack_array``):
   after inlining LLVM keeps it in registers, and the loop over u is vectorized with the
@@ -44,7 +44,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from . import cache, targets
-from .common import zoneout_units
+from .common import unit_steps
 
 _OPTIONS = dict(error_model="numpy")
 
@@ -226,7 +226,7 @@ class ThreadLayout:
 #: Multiply-adds of a step's recurrent product below which one more thread costs more
 #: (a barrier, about a microsecond on two cores) than it saves; measured on the
 #: benchmark's shapes (benchmarks/NOTES.md, "The CPU region").
-WORK_PER_THREAD = 1 << 17
+WORK_PER_THREAD = 1 << 14
 
 _thread_limit = None
 
@@ -471,8 +471,7 @@ def region_kernels(cell, dtype):
 
 @functools.lru_cache(maxsize=None)
 def _region_kernels(cell, dtype):
-    forward_unit, backward_unit = cell.units(dtype, targets.CPU)
-    mix, split, join = zoneout_units(dtype, cell.num_states, targets.CPU)
+    forward_at, backward_at = unit_steps(cell, dtype, targets.CPU)
     gates = cell.num_gates
     scratch = stack_array(gates, dtype)
     products = products_of(dtype)
@@ -494,12 +493,8 @@ def _region_kernels(cell, dtype):
             rec = scratch()
             for b in range(active):
                 for u in range(units):
-                    for g in range(gates):
-                        xg[g] = gx[t, b, g * units + u]
-                        rec[g] = rec_sums[b, g * units + u]
-                    forward_unit(t, b, u, units, xg, rec, b_hh, h_seq, c_seq, saved)
-                    if zoned:
-                        mix(t, b, u, units, zo, h_seq, c_seq)
+                    forward_at(t, b, u, units, xg, rec, gx, rec_sums, b_hh, h_seq, c_seq,
+                               saved, zo, zoned)
 
         @no_alias
         @cache.cpu_jit(**_OPTIONS)
@@ -508,15 +503,8 @@ def _region_kernels(cell, dtype):
             units = h_seq.shape[2]
             for b in range(active):
                 for u in range(units):
-                    total_h = dy[t, b, u] + dh_carry[b, u] + dh_rec[b, u]
-                    if zoned:
-                        dh, total_c = split(t, b, u, units, zo, total_h, dc_carry)
-                    else:
-                        dh, total_c = total_h, total_h
-                    backward_unit(t, b, u, units, dh, h_seq, c_seq, saved, dh_carry,
-                                  dc_carry, dgx, dgh)
-                    if zoned:
-                        join(t, b, u, units, zo, total_h, total_c, dh_carry, dc_carry)
+                    backward_at(t, b, u, units, dy[t, b, u] + dh_carry[b, u] + dh_rec[b, u],
+                                h_seq, c_seq, saved, dh_carry, dc_carry, dgx, dgh, zo, zoned)
 
         return forward_units, backward_units
 

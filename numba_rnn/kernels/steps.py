@@ -62,7 +62,7 @@ import numpy as np
 from .. import backend
 from ..backend import cuda
 from . import cache, registry, targets
-from .common import zoneout_units
+from .common import unit_steps
 
 #: The register tile of the matrix products: each thread accumulates GROUP rows of the
 #: weights against TILE batch rows (GROUP·TILE sums), so that every value it loads from
@@ -222,8 +222,8 @@ def step_kernels(cell, dtype, target):
     # a GPU, a prange loop on the CPU (targets.grid_kernel), with xg and rec (G,) the
     # thread's scratch for the unit's G values of gx[t, b] and gh[b]. With ``zoned`` (1),
     # zoneout mixes the new states with the previous ones by the weights zo (T,B,S*H)
-    # (common.zoneout_units); only this variant runs it.
-    mix, split, join = zoneout_units(dtype, cell.num_states, target)
+    # (common.unit_steps); only this variant runs it.
+    forward_at, backward_at = unit_steps(cell, dtype, target)
 
     def forward_item(k, xg, rec, t, batch, gx, gh, b_hh, h_seq, c_seq, saved, zo, zoned):
         # gh (B,G*H): h_{t-1}·W_hhᵀ of this step
@@ -231,12 +231,7 @@ def step_kernels(cell, dtype, target):
         if k >= batch * hidden:
             return
         b, j = k // hidden, k % hidden
-        for g in range(gates):
-            xg[g] = gx[t, b, g * hidden + j]
-            rec[g] = gh[b, g * hidden + j]
-        forward_unit(t, b, j, hidden, xg, rec, b_hh, h_seq, c_seq, saved)
-        if zoned:
-            mix(t, b, j, hidden, zo, h_seq, c_seq)
+        forward_at(t, b, j, hidden, xg, rec, gx, gh, b_hh, h_seq, c_seq, saved, zo, zoned)
 
     def backward_item(k, t, batch, dy, h_seq, c_seq, saved, dh_carry, dc_carry, dgx, dgh, zo,
                       zoned):
@@ -244,15 +239,8 @@ def step_kernels(cell, dtype, target):
         if k >= batch * hidden:
             return
         b, j = k // hidden, k % hidden
-        total_h = dy[t, b, j] + dh_carry[b, j]
-        if zoned:
-            dh, total_c = split(t, b, j, hidden, zo, total_h, dc_carry)
-            backward_unit(t, b, j, hidden, dh, h_seq, c_seq, saved, dh_carry, dc_carry,
-                          dgx, dgh)
-            join(t, b, j, hidden, zo, total_h, total_c, dh_carry, dc_carry)
-        else:
-            backward_unit(t, b, j, hidden, total_h, h_seq, c_seq, saved, dh_carry,
-                          dc_carry, dgx, dgh)
+        backward_at(t, b, j, hidden, dy[t, b, j] + dh_carry[b, j], h_seq, c_seq, saved,
+                    dh_carry, dc_carry, dgx, dgh, zo, zoned)
 
     forward = targets.grid_kernel(forward_item, target, dtype=dtype, scratch=(gates, gates))
     backward = targets.grid_kernel(backward_item, target)
