@@ -556,7 +556,8 @@ def run_cpu(args, cases, torch, env):
                 ours_ms, theirs_ms = time_interleaved(
                     [getattr(ours, mode), getattr(theirs, mode)], args.repeats, args.warmup)
                 records.append(record(case, mode, "numba_rnn", dtype=dtype, max_abs_err=max_abs,
-                                      relative_error=worst, path=cpu_path(case, dtype),
+                                      relative_error=worst,
+                                      path=recurrent.forced_path() or cpu_path(case, dtype),
                                       **percentiles(ours_ms)))
                 records.append(record(case, mode, "torch_cpu", dtype=dtype,
                                       **percentiles(theirs_ms)))
@@ -575,7 +576,10 @@ def cpu_table(records, env):
              f"(Numba's layer: {env.get('numba_threading_layer')}); numba {env['numba']}, "
              f"NumPy {env['numpy']}, PyTorch {env.get('torch')} (oneDNN: "
              f"{env.get('torch_mkldnn')}); {env['date']}. Wall-clock medians of "
-             f"{max((r['repeats'] for r in records), default=0)} calls after warm-up; "
+             f"{max((r['repeats'] for r in records), default=0)} calls after warm-up, the "
+             "sides in turns, each timed call after an untimed one (benchmarks/README.md, "
+             "CPU protocol); numba_rnn's path: "
+             f"{', '.join(sorted({r.get('path') or '?' for r in records if r.get('implementation') == 'numba_rnn'}))}; "
              "ratio = numba_rnn / PyTorch (below 1: numba_rnn faster).", "",
              "| set | cell | T | B | I=H | L×D | dtype | mode | numba_rnn ms (p10–p90) | "
              "PyTorch ms (p10–p90) | ratio |",
@@ -765,13 +769,14 @@ def plot_ratios(records, path, against="cudnn",
 
 def running(args):
     """Where the run's numba_rnn work happens, as one context for the timed cases and the
-    soak alike: the backend of --device (cuda: the process's own) and, off the CPU path
-    (plain only), the kernel path (--path) and persistent handoff (--handoff) asked for."""
+    soak alike: the backend of --device (cuda: the process's own), the kernel path
+    (--path; on the CPU "plain" or "persistent", the region) and, off the CPU, the
+    persistent handoff (--handoff) asked for."""
     stack = contextlib.ExitStack()
     if args.device != "cuda":
         stack.enter_context(nr.backend.use_backend(args.device))
+    stack.enter_context(recurrent.force_path(None if args.path == "auto" else args.path))
     if args.device != "cpu":
-        stack.enter_context(recurrent.force_path(None if args.path == "auto" else args.path))
         stack.enter_context(recurrent.use_handoff(args.handoff))
     return stack
 
@@ -791,8 +796,9 @@ def main(argv=None):
     elif args.device == "cpu":
         if torch is None:
             raise SystemExit("bench_rnn: the CPU comparison needs PyTorch (pip install torch)")
-        if args.path not in ("auto", "plain"):
-            raise SystemExit(f"bench_rnn: --path {args.path}: the CPU path runs 'plain' only")
+        if args.path == "fused":
+            raise SystemExit("bench_rnn: --path fused: the CPU has 'plain' and 'persistent' "
+                             "(its region) only")
         print(f"timing {len(cases)} cases × {len(args.dtypes)} dtypes × {len(args.modes)} "
               f"modes on the CPU ({env['device']}): CPU figures, no GPU involved")
         run, table_of, kind = run_cpu, cpu_table, "cpu benchmark"

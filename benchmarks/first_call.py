@@ -147,9 +147,16 @@ def main():
     parser.add_argument("--tag", help="the JSON line's tag (cold, warm)")
     parser.add_argument("--offline", action="store_true",
                         help="time compile_ptx and the link of each kernel for sm_90, no GPU")
-    parser.add_argument("--path", default="plain", choices=("plain", "fused", "persistent",
-                                                             "all"))
+    parser.add_argument("--path", default=None, choices=("plain", "fused", "persistent",
+                                                          "all"),
+                        help="the kernel path: offline, the one(s) to compile (default "
+                             "plain); else forced for the run (default: the automatic "
+                             "choice, on the CPU the region)")
     args = parser.parse_args()
+    if args.offline and args.path is None:
+        args.path = "plain"
+    if not args.offline and args.path == "all":
+        parser.error("--path all: only with --offline")
 
     if args.offline:
         rows = offline(args)
@@ -165,7 +172,11 @@ def main():
                       + (f"  ERROR {r['error']}" if r["error"] else ""))
         lines = rows
     else:
-        figures = measure(args)
+        from numba_rnn import recurrent
+
+        with recurrent.force_path(args.path):
+            figures = measure(args)
+        figures["path"] = args.path or "auto"
         print(f"backend {figures['backend']}: import {figures['import_s']:.2f} s, first "
               f"forward+backward {figures['first_s']:.2f} s, second "
               f"{figures['second_ms']:.1f} ms; compiled {figures['compiled_s']:.2f} s, "

@@ -67,6 +67,9 @@ def _assert_same(actual, expected, dtype):
 @pytest.mark.parametrize("name", CELL_NAMES)
 @pytest.mark.parametrize("case", ["full", "lengths", "zoneout"])
 def test_region_equals_the_plain_path(name, dtype, case, threads):
+    if threads == "two" and np.dtype(dtype) == np.float32 and name != "lstm":
+        pytest.skip("two threads: every cell in float64, the LSTM in float32 too (the "
+                    "suite's compile time)")
     cell = CELLS[name]
     x, states, params = _problem(cell, dtype)
     steps, batch = x.shape[:2]

@@ -76,6 +76,10 @@ def test_a_step_kernel_runs_from_its_module_file(tmp_path, monkeypatch):
     from numba_rnn.kernels import CELLS, steps
 
     monkeypatch.setenv("NUMBA_RNN_CACHE_DIR", str(tmp_path))
+    # modules an earlier test loaded from another folder (same keys) would be reused
+    import sys
+    for name in [m for m in sys.modules if m.startswith("numba_rnn_cached_")]:
+        monkeypatch.delitem(sys.modules, name)
     kernels = steps.step_kernels.__wrapped__(CELLS["gru"], np.dtype("float64"),
                                              target=targets.CUDA)
     files = sorted(p.name for p in tmp_path.glob("numba_rnn_cached_*.py"))

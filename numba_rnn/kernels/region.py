@@ -523,92 +523,93 @@ def _region_kernels(cell, dtype):
             for r in range(bias.shape[0]):
                 out[k, r] += bias[r]
 
-    @cache.cpu_jit(**_OPTIONS)
-    def forward_step(tid, t, sizes, gx, w_hh, b_hh, h_seq, c_seq, saved, zo, zoned,
-                     sums):
-        active = sizes[t]
-        products(active, t, h_seq, w_hh[tid], sums[tid])
-        if zoned:
-            forward_zoned(t, active, gx[tid], sums[tid], b_hh[tid], h_seq[tid], c_seq[tid],
+    @functools.lru_cache(maxsize=None)
+    def chain(zoning):
+        """The regions with zoneout (``zoning``) or without: each compiles (or loads)
+        only the unit loop it runs, on first use. Their ``zoned`` argument is unused."""
+        forward_units, backward_units = ((forward_zoned, backward_zoned) if zoning
+                                         else (forward_plain, backward_plain))
+
+        @cache.cpu_jit(**_OPTIONS)
+        def forward_step(tid, t, sizes, gx, w_hh, b_hh, h_seq, c_seq, saved, zo, zoned,
+                         sums):
+            active = sizes[t]
+            products(active, t, h_seq, w_hh[tid], sums[tid])
+            forward_units(t, active, gx[tid], sums[tid], b_hh[tid], h_seq[tid], c_seq[tid],
                           saved[tid], zo[tid])
-        else:
-            forward_plain(t, active, gx[tid], sums[tid], b_hh[tid], h_seq[tid], c_seq[tid],
-                          saved[tid], zo[tid])
 
-    @cache.cpu_jit(**_OPTIONS)
-    def backward_step(tid, t, sizes, dy, w_hh_t, h_seq, c_seq, saved, dh_carry,
-                      dc_carry, dgx, dgh, zo, zoned, sums):
-        active = sizes[t]
-        rec = sums[tid]
-        if t + 1 < sizes.shape[0]:  # dgh[t+1]·W_hh: rows past sizes[t+1] of dgh are zeros
-            products(active, t + 1, dgh, w_hh_t[tid], rec)
-        else:
-            rec[:] = 0
-        if zoned:
-            backward_zoned(t, active, dy[tid], rec, h_seq[tid], c_seq[tid], saved[tid],
-                           dh_carry[tid], dc_carry[tid], dgx[tid], dgh[tid], zo[tid])
-        else:
-            backward_plain(t, active, dy[tid], rec, h_seq[tid], c_seq[tid], saved[tid],
+        @cache.cpu_jit(**_OPTIONS)
+        def backward_step(tid, t, sizes, dy, w_hh_t, h_seq, c_seq, saved, dh_carry,
+                          dc_carry, dgx, dgh, zo, zoned, sums):
+            active = sizes[t]
+            rec = sums[tid]
+            if t + 1 < sizes.shape[0]:  # dgh[t+1]·W_hh: rows past sizes[t+1] of dgh are zeros
+                products(active, t + 1, dgh, w_hh_t[tid], rec)
+            else:
+                rec[:] = 0
+            backward_units(t, active, dy[tid], rec, h_seq[tid], c_seq[tid], saved[tid],
                            dh_carry[tid], dc_carry[tid], dgx[tid], dgh[tid], zo[tid])
 
-    @cache.cpu_jit(**_OPTIONS)
-    def backward_last(tid, sizes, w_hh_t, dh_carry, dgh, sums):
-        # the gradient of h_0 through W_hh, from every thread's dgh[0]
-        active = sizes[0] if sizes.shape[0] else 0
-        rec = sums[tid]
-        products(active, 0, dgh, w_hh_t[tid], rec)
-        carry = dh_carry[tid]
-        for b in range(active):
-            for u in range(carry.shape[1]):
-                carry[b, u] += rec[b, u]
+        @cache.cpu_jit(**_OPTIONS)
+        def backward_last(tid, sizes, w_hh_t, dh_carry, dgh, sums):
+            # the gradient of h_0 through W_hh, from every thread's dgh[0]
+            active = sizes[0] if sizes.shape[0] else 0
+            rec = sums[tid]
+            products(active, 0, dgh, w_hh_t[tid], rec)
+            carry = dh_carry[tid]
+            for b in range(active):
+                for u in range(carry.shape[1]):
+                    carry[b, u] += rec[b, u]
 
-    @cache.cpu_jit(**_OPTIONS)
-    def forward_serial(threads, sizes, x, w_ih, b_ih, gx, w_hh, b_hh, h_seq, c_seq, saved,
-                       zo, zoned, sums, counter):
-        # every thread's slice in turn, step by step: one thread, no barrier
-        for tid in range(threads):
-            project(tid, sizes, x, w_ih, b_ih, gx)
-        for t in range(sizes.shape[0]):
+        @cache.cpu_jit(**_OPTIONS)
+        def forward_serial(threads, sizes, x, w_ih, b_ih, gx, w_hh, b_hh, h_seq, c_seq, saved,
+                           zo, zoned, sums, counter):
+            # every thread's slice in turn, step by step: one thread, no barrier
             for tid in range(threads):
-                forward_step(tid, t, sizes, gx, w_hh, b_hh, h_seq, c_seq, saved, zo,
-                             zoned, sums)
-
-    @cache.cpu_jit(**_OPTIONS)
-    def backward_serial(threads, sizes, dy, w_hh_t, h_seq, c_seq, saved, dh_carry,
-                        dc_carry, dgx, dgh, zo, zoned, sums, counter):
-        steps = sizes.shape[0]
-        for s in range(steps):
-            for tid in range(threads):
-                backward_step(tid, steps - 1 - s, sizes, dy, w_hh_t, h_seq, c_seq,
-                              saved, dh_carry, dc_carry, dgx, dgh, zo, zoned, sums)
-        for tid in range(threads):
-            backward_last(tid, sizes, w_hh_t, dh_carry, dgh, sums)
-
-    @cache.cpu_jit(parallel=True, **_OPTIONS)
-    def forward_parallel(threads, sizes, x, w_ih, b_ih, gx, w_hh, b_hh, h_seq, c_seq, saved,
-                         zo, zoned, sums, counter):
-        for tid in numba.prange(threads):
-            project(tid, sizes, x, w_ih, b_ih, gx)  # its own columns: no barrier
+                project(tid, sizes, x, w_ih, b_ih, gx)
             for t in range(sizes.shape[0]):
-                forward_step(tid, t, sizes, gx, w_hh, b_hh, h_seq, c_seq, saved, zo,
-                             zoned, sums)
-                if not barrier(counter, threads, t):
-                    break
+                for tid in range(threads):
+                    forward_step(tid, t, sizes, gx, w_hh, b_hh, h_seq, c_seq, saved, zo,
+                                 zoned, sums)
 
-    @cache.cpu_jit(parallel=True, **_OPTIONS)
-    def backward_parallel(threads, sizes, dy, w_hh_t, h_seq, c_seq, saved, dh_carry,
-                          dc_carry, dgx, dgh, zo, zoned, sums, counter):
-        steps = sizes.shape[0]
-        for tid in numba.prange(threads):
-            done = True
+        @cache.cpu_jit(**_OPTIONS)
+        def backward_serial(threads, sizes, dy, w_hh_t, h_seq, c_seq, saved, dh_carry,
+                            dc_carry, dgx, dgh, zo, zoned, sums, counter):
+            steps = sizes.shape[0]
             for s in range(steps):
-                backward_step(tid, steps - 1 - s, sizes, dy, w_hh_t, h_seq, c_seq,
-                              saved, dh_carry, dc_carry, dgx, dgh, zo, zoned, sums)
-                if not barrier(counter, threads, s):
-                    done = False
-                    break
-            if done:
+                for tid in range(threads):
+                    backward_step(tid, steps - 1 - s, sizes, dy, w_hh_t, h_seq, c_seq,
+                                  saved, dh_carry, dc_carry, dgx, dgh, zo, zoned, sums)
+            for tid in range(threads):
                 backward_last(tid, sizes, w_hh_t, dh_carry, dgh, sums)
+
+        @cache.cpu_jit(parallel=True, **_OPTIONS)
+        def forward_parallel(threads, sizes, x, w_ih, b_ih, gx, w_hh, b_hh, h_seq, c_seq, saved,
+                             zo, zoned, sums, counter):
+            for tid in numba.prange(threads):
+                project(tid, sizes, x, w_ih, b_ih, gx)  # its own columns: no barrier
+                for t in range(sizes.shape[0]):
+                    forward_step(tid, t, sizes, gx, w_hh, b_hh, h_seq, c_seq, saved, zo,
+                                 zoned, sums)
+                    if not barrier(counter, threads, t):
+                        break
+
+        @cache.cpu_jit(parallel=True, **_OPTIONS)
+        def backward_parallel(threads, sizes, dy, w_hh_t, h_seq, c_seq, saved, dh_carry,
+                              dc_carry, dgx, dgh, zo, zoned, sums, counter):
+            steps = sizes.shape[0]
+            for tid in numba.prange(threads):
+                done = True
+                for s in range(steps):
+                    backward_step(tid, steps - 1 - s, sizes, dy, w_hh_t, h_seq, c_seq,
+                                  saved, dh_carry, dc_carry, dgx, dgh, zo, zoned, sums)
+                    if not barrier(counter, threads, s):
+                        done = False
+                        break
+                if done:
+                    backward_last(tid, sizes, w_hh_t, dh_carry, dgh, sums)
+
+        return forward_serial, forward_parallel, backward_serial, backward_parallel
 
     def run(serial, parallel, threads, serially, args):
         counter = np.zeros(2, np.int64)
@@ -625,15 +626,22 @@ def _region_kernels(cell, dtype):
             raise _Abandoned
 
     def forward(threads, *args, serially=False):
-        """Run forward_step for every step and thread (see layer_forward)."""
-        run(forward_serial, forward_parallel, threads, serially, args)
+        """Run forward_step for every step and thread (see layer_forward; args end with
+        zoned, sums)."""
+        serial, parallel, _, _ = chain(bool(args[-2]))
+        run(serial, parallel, threads, serially, args)
 
     def backward(threads, *args, serially=False):
-        run(backward_serial, backward_parallel, threads, serially, args)
+        _, _, serial, parallel = chain(bool(args[-2]))
+        run(serial, parallel, threads, serially, args)
 
-    return RegionKernels(forward, backward, dict(
-        forward_serial=forward_serial, forward_parallel=forward_parallel,
-        backward_serial=backward_serial, backward_parallel=backward_parallel))
+    class Compiled(dict):  # by name, made on first look (without zoneout)
+        def __missing__(self, name):
+            names = ("forward_serial", "forward_parallel", "backward_serial",
+                     "backward_parallel")
+            return dict(zip(names, chain(False)))[name]
+
+    return RegionKernels(forward, backward, Compiled())
 
 
 class _Abandoned(RuntimeError):
