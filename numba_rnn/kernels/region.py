@@ -3,7 +3,8 @@ whole time loop, forward or backward (issue 26; PERF.md, "The small-batch design
 
 Per call of a layer-direction, not per step:
 
-* ``n`` threads (``threads_for``), each owning a slice of U = ⌈H/n⌉ hidden units. Every
+* ``n`` threads (``threads_for``), each owning a slice of U ≥ ⌈H/n⌉ hidden units (whole
+  vectors of the micro-kernel, ``ThreadLayout``). Every
   array the loop touches is kept *thread-major*: (n, ..., U) per state, (n, ..., G·U)
   per gate block (``ThreadLayout``), so that a thread's data is one contiguous block
   (no two threads write interleaved columns of the same rows, no false sharing) and
@@ -21,8 +22,10 @@ Per call of a layer-direction, not per step:
   after inlining LLVM keeps it in registers, and the loop over u is vectorized with the
   cell's activations (``fastmath.functions``: branch-free exp, sigmoid and tanh).
 
-The sums run over k in ascending unit order whatever n is (a padded unit adds 0·0), so
-results are bitwise the same for every thread count and run to run. A barrier waits
+Every sum runs in a fixed order, so results are bitwise the same run to run; the
+forward's sums run over k in ascending unit order whatever n is (a padded unit adds
+0·0), so the forward is also the same for every thread count, while the backward's run
+in the thread-major order and differ in the last bits between thread counts. A barrier waits
 with ``sched_yield`` after a short spin, so an oversubscribed machine slows down rather
 than stalls; should a thread never arrive (a region that could not get all its
 threads), the others give up after a bounded wait, the call is rerun on one thread,
@@ -452,14 +455,23 @@ def gradient_kernels(dtype):
                              dw_hh, db_ih, db_hh, differs)
 
     def run(threads, *args):
-        if threads > 1 and _parallel_ok():
-            targets.start_threads()
-            if numba.get_num_threads() >= threads:
-                gradients(threads, *args)
-                return
-        gradients_serial(threads, *args)
+        _launch(gradients_serial, gradients, threads, args)
 
     return run
+
+
+def _launch(serial, parallel, threads, args, serially=False):
+    """``parallel(threads, *args)`` where ``threads`` > 1 can all run at once (not
+    ``serially``, a threading layer that gives them, Numba started with as many), else
+    ``serial(threads, *args)``, which does every thread's share in turn. Returns
+    whether the parallel region ran."""
+    if threads > 1 and not serially and _parallel_ok():
+        targets.start_threads()
+        if numba.get_num_threads() >= threads:
+            parallel(threads, *args)
+            return True
+    serial(threads, *args)
+    return False
 
 
 def region_kernels(cell, dtype):
@@ -612,16 +624,8 @@ def _region_kernels(cell, dtype):
         return forward_serial, forward_parallel, backward_serial, backward_parallel
 
     def run(serial, parallel, threads, serially, args):
-        counter = np.zeros(2, np.int64)
-        if threads == 1 or serially:
-            serial(threads, *args, counter)
-            return
-        targets.start_threads()
-        if numba.get_num_threads() < threads:
-            serial(threads, *args, counter)
-            return
-        parallel(threads, *args, counter)
-        if counter[1]:
+        counter = np.zeros(2, np.int64)  # arrivals, and whether a thread gave up
+        if _launch(serial, parallel, threads, args + (counter,), serially) and counter[1]:
             _warn_abandoned(threads)
             raise _Abandoned
 
