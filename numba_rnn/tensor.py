@@ -407,6 +407,14 @@ class Tensor:
         """The same storage, cut from the graph."""
         return _wrap(self._array)
 
+    def _write_(self):
+        """Record that this tensor's storage was written in place: the one way every
+        in-place write (an optimizer step, ``load_state_dict``, ``nn.init``, a running
+        statistic) bumps the version counter, so that a graph that saved the old values
+        refuses a stale backward, as PyTorch's version counters do. Returns self."""
+        self._version += 1
+        return self
+
     @property
     def data(self):
         """The same storage as a Tensor with no graph, as in PyTorch: writes to it
@@ -1438,8 +1446,7 @@ class Tensor:
             self._array[...] = new
         else:
             self._array = new
-        self._version += 1
-        return self
+        return self._write_()
 
     def _in_place_binary(self, other, op, grads):
         other = self._operand(other)

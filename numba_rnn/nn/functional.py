@@ -369,8 +369,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             running_mean._array[...] = (1 - m) * running_mean._array + m * mean
             running_var._array[...] = ((1 - m) * running_var._array
                                        + m * var * dtype(count / (count - 1)))
-            running_mean._version += 1
-            running_var._version += 1
+            running_mean._write_()
+            running_var._write_()
     else:
         mean, var = running_mean._array, running_var._array
         centered = a - mean.reshape(per_channel)

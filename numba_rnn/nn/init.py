@@ -82,7 +82,7 @@ def _write(tensor, host):
     if isinstance(host, np.ndarray):
         host = backend.to_device(np.ascontiguousarray(host, dtype=tensor.dtype))
     tensor._array[...] = host
-    tensor._version += 1
+    tensor._write_()
     return tensor
 
 

@@ -203,7 +203,7 @@ def _reset_affine(module):
     for value, p in ((1, module.weight), (0, module.bias)):
         if p is not None:
             p._array[...] = value
-            p._version += 1
+            p._write_()
 
 
 class LayerNorm(Module):
@@ -279,7 +279,7 @@ class BatchNorm1d(Module):
             for buffer, value in ((self.running_mean, 0), (self.running_var, 1),
                                   (self.num_batches_tracked, 0)):
                 buffer._array[...] = value
-                buffer._version += 1
+                buffer._write_()
 
     def reset_parameters(self):
         self.reset_running_stats()
@@ -305,7 +305,7 @@ class BatchNorm1d(Module):
                               use_batch, factor, self.eps)
         if counting:  # counted after F.batch_norm accepted the input: a refused call changes nothing
             self.num_batches_tracked._array[...] += 1
-            self.num_batches_tracked._version += 1
+            self.num_batches_tracked._write_()
         return output
 
     def extra_repr(self):

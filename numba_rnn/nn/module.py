@@ -275,7 +275,7 @@ class Module:
             values[name] = value
         for name, value in values.items():
             targets[name]._array[...] = backend.to_device(value, targets[name].dtype)
-            targets[name]._version += 1
+            targets[name]._write_()
         return IncompatibleKeys(missing, unexpected)
 
     def zero_grad(self, set_to_none=True):
@@ -311,7 +311,7 @@ class Module:
                     if value is None or value.dtype.kind != "f" or value.dtype == dtype:
                         continue
                     value._array = value._array.astype(dtype)
-                    value._version += 1
+                    value._write_()
                     if value.grad is not None:
                         value.grad._array = value.grad._array.astype(dtype)
             if isinstance(module.__dict__.get("dtype"), np.dtype):

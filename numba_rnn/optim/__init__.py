@@ -111,7 +111,7 @@ class Optimizer:
                 if p.grad is not None:
                     self._update(p, xp.ascontiguousarray(p.grad._array).reshape(-1), group,
                                  self.state.setdefault(p, {}))
-                    p._version += 1  # written in place: graphs that saved it are stale
+                    p._write_()  # written in place: graphs that saved it are stale
         return loss
 
     # ------------------------------------------------------------------ state
@@ -617,7 +617,7 @@ class LBFGS(Optimizer):
         for p in self._params:
             n = p.numel()
             p._array[...] += step_size * update[offset:offset + n].reshape(p.shape)
-            p._version += 1  # written in place: graphs that saved it are stale
+            p._write_()  # written in place: graphs that saved it are stale
             offset += n
 
     def _clone_param(self):
@@ -626,7 +626,7 @@ class LBFGS(Optimizer):
     def _set_param(self, params_data):
         for p, data in zip(self._params, params_data):
             p._array[...] = data
-            p._version += 1
+            p._write_()
 
     def _directional_evaluate(self, closure, x, t, d):
         self._add_grad(t, d)
