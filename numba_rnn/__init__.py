@@ -15,8 +15,9 @@ from .functions import __all__ as _functions
 from .nn import (GRU, LSTM, RNN, GRUCell, LayerNormGRU, LayerNormGRUCell, LayerNormLSTM,
                  LayerNormLSTMCell, LSTMCell, RNNCell)
 from .random import manual_seed
-from .tensor import (Size, Tensor, device_type as device, enable_grad, is_grad_enabled,
-                     no_grad, set_grad_enabled, tensor)
+from ._core.devices import device_type as device
+from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .tensor import Size, Tensor, tensor
 
 __version__ = "0.1.0"
 

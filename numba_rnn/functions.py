@@ -12,8 +12,9 @@ import numpy as np
 
 from . import backend, random
 from .backend import xp
-from .tensor import (Tensor, _check_device, _promote, _record, _size_arguments,
-                     _to_storage, _unbroadcast, _wrap, dtype_of, tensor)
+from .ops import elementwise, softmax as _softmax_ops
+from .ops.join import cat, concat, concatenate, hstack, stack, vstack, where  # noqa: F401
+from .tensor import Tensor, _check_device, _size_arguments, _to_storage, _wrap, dtype_of, tensor
 
 __all__ = [
     "zeros", "ones", "empty", "full", "zeros_like", "ones_like", "empty_like", "full_like",
@@ -250,92 +251,7 @@ def get_default_dtype():
 
 
 # ------------------------------------------------------------------- joining
-def _tensors(tensors, name):
-    if isinstance(tensors, Tensor) or not isinstance(tensors, (list, tuple)):
-        raise TypeError(f"{name}: expected a list or tuple of Tensors, got "
-                        f"{type(tensors).__name__}")
-    if not tensors:
-        raise ValueError(f"{name}: expected a non-empty list of Tensors")
-    tensors = [t if isinstance(t, Tensor) else tensor(t) for t in tensors]
-    dtype = tensors[0].dtype
-    for t in tensors[1:]:
-        dtype = _promote(_wrap(xp.zeros((1,), dtype)), t)
-    return tensors, dtype
-
-
-def cat(tensors, dim=0, out=None):
-    """Join tensors along an existing dimension (1-D empty tensors are skipped, as in
-    PyTorch)."""
-    tensors, dtype = _tensors(tensors, "tensors")
-    joined = [t for t in tensors if not (t.ndim == 1 and t.shape[0] == 0)] or tensors[:1]
-    ndim = joined[0].ndim
-    if ndim == 0:
-        raise ValueError("tensors: zero-dimensional tensors cannot be concatenated")
-    d = dim % ndim if -ndim <= dim < ndim else None
-    if d is None:
-        raise ValueError(f"dim: expected a dimension in [{-ndim}, {ndim}), got {dim}")
-    for t in joined:
-        if t.ndim != ndim or t.shape[:d] + t.shape[d + 1:] != joined[0].shape[:d] + \
-                joined[0].shape[d + 1:]:
-            raise ValueError(f"tensors: expected matching shapes except in dimension {d}, "
-                             f"got {[x.shape for x in joined]}")
-    sizes = [t.shape[d] for t in joined]
-    bounds = np.cumsum(sizes)[:-1].tolist()
-    data = xp.concatenate([t._array.astype(dtype, copy=False) for t in joined], axis=d)
-    return _record(data, joined, lambda g: tuple(xp.split(g, bounds, axis=d)), saves=False)
-
-
-concat = concatenate = cat
-
-
-def stack(tensors, dim=0, out=None):
-    """Join tensors of one shape along a new dimension."""
-    tensors, dtype = _tensors(tensors, "tensors")
-    shape = tensors[0].shape
-    if builtins.any(t.shape != shape for t in tensors):
-        raise ValueError(f"tensors: expected tensors of one shape, got "
-                         f"{[t.shape for t in tensors]}")
-    ndim = len(shape) + 1
-    if not -ndim <= dim < ndim:
-        raise ValueError(f"dim: expected a dimension in [{-ndim}, {ndim}), got {dim}")
-    d = dim % ndim
-    data = xp.stack([t._array.astype(dtype, copy=False) for t in tensors], axis=d)
-    return _record(data, tensors,
-                   lambda g: tuple(xp.take(g, k, axis=d) for k in range(len(tensors))),
-                   saves=False)
-
-
-def hstack(tensors):
-    tensors, _ = _tensors(tensors, "tensors")
-    return cat(tensors, 0 if tensors[0].ndim == 1 else 1)
-
-
-def vstack(tensors):
-    tensors, _ = _tensors(tensors, "tensors")
-    return cat([t.reshape(1, -1) if t.ndim == 1 else t for t in tensors], 0)
-
-
-def where(condition, input=None, other=None):
-    """``input`` where ``condition`` is true, else ``other`` (either may be a number);
-    with the condition alone, the indices of its true elements (a tuple, one per
-    dimension)."""
-    from .tensor import _mask_array
-
-    mask = _mask_array(condition, "condition")
-    if input is None and other is None:
-        return tuple(_wrap(i.astype(np.int64)) for i in xp.nonzero(mask))
-    if not isinstance(input, Tensor):
-        if not isinstance(other, Tensor):
-            raise TypeError("where: expected input or other to be a Tensor")
-        input = other._operand(input)
-    other = input._operand(other)
-    dtype = _promote(input, other)
-    x, y = input._array.astype(dtype, copy=False), other._array.astype(dtype, copy=False)
-    data = xp.where(mask, x, y)
-    sx, sy = x.shape, y.shape
-    return _record(data, (input, other),
-                   lambda g: (_unbroadcast(xp.where(mask, g, 0), sx),
-                              _unbroadcast(xp.where(mask, 0, g), sy)), saves=False)
+# cat, stack, hstack, vstack and where are numba_rnn.ops.join's (imported above)
 
 
 # ------------------------------------------- Tensor methods as functions
@@ -366,4 +282,9 @@ _METHODS = (
 )
 for _name in _METHODS:
     globals()[_name] = _method(_name)
+# the ops defined once in numba_rnn.ops are themselves the functions (nr.sigmoid is
+# Tensor.sigmoid is F.sigmoid)
+for _name in set(_METHODS) & set(elementwise.__all__):
+    globals()[_name] = getattr(elementwise, _name)
+softmax, log_softmax = _softmax_ops.softmax, _softmax_ops.log_softmax
 __all__ += list(_METHODS)

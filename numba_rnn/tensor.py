@@ -1,223 +1,40 @@
-"""Tensor and reverse-mode autograd over whole arrays.
+"""The Tensor: device storage (``_array``), its gradient, its version counter (bumped by
+``_write_`` at every in-place write) and its methods, PyTorch's.
 
-Every operation that involves a tensor requiring gradients records a ``Function``: edges
-to its inputs' functions (or to the leaves themselves) and a closure that maps the
-gradients of its outputs to the gradients of its inputs. ``Tensor.backward`` runs the
-functions from the output back in reverse topological order, so that the gradients that
-every use of a tensor contributes are summed before they propagate further, and
-accumulates (``+=``) into the ``.grad`` of leaf tensors, as PyTorch does. A function may
-have several outputs (a recurrent layer returns the output sequence and the final
-states); its closure then runs once, after the gradients of all of them are known.
-
-Graph lifetime follows PyTorch: backward() releases the arrays that closures saved (a
-second backward through them raises RuntimeError) unless ``retain_graph=True``. Grad
-mode (``no_grad``, ``enable_grad``, ``set_grad_enabled``) is per thread.
+Autograd lives below it, in ``numba_rnn.autograd``: grad mode (per thread), the engine
+that records each operation as a graph node and runs the backward pass, and the version
+checks; this module registers the Tensor class with the engine at its end. The
+elementwise ops (``numba_rnn.ops``) are defined once there and bound here as methods.
 """
-import contextlib
-import functools
-import inspect
 import numbers
-import threading
 import weakref
 from collections import namedtuple
 
 import numpy as np
 
 from . import backend, random
+from ._core.devices import check_device as _check_device
+from ._core.devices import device_type
+from ._core.devices import is_device as _is_device
+from ._core.dtypes import dtype_of
+from .autograd.engine import Function, GradientShapeError, refuse_create_graph, register_tensor_class
+from .autograd.engine import record as _record
+from .autograd.engine import record_multi
+from .autograd.engine import run_backward as _run_backward
+from .autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .backend import xp
+from .ops import elementwise, join, softmax as _softmax_ops
+from .ops.convert import array_of as _array_of  # noqa: F401
+from .ops.convert import index_array as _index_array
+from .ops.convert import mask_array as _mask_array
+from .ops.convert import promote as _promote
+from .ops.convert import scalar_dtype as _scalar_dtype
+from .ops.convert import unbroadcast as _unbroadcast
 
-# Grad mode is per thread, as in PyTorch: a thread starts with gradients enabled.
-_local = threading.local()
-
-
-def is_grad_enabled():
-    """Whether operations record the graph in this thread."""
-    return getattr(_local, "grad_enabled", True)
-
-
-def _set_grad_mode(enabled):
-    _local.grad_enabled = enabled
-
-
-class _GradMode(contextlib.ContextDecorator):
-    """A context manager and decorator that sets grad mode to ``self._enabled`` on entry
-    and restores the previous mode on exit. Entries nest (each saves its own previous
-    mode), and each call of a decorated function gets a fresh context, so a recursive
-    decorated function restores the mode its caller had; a decorated generator runs each
-    step in the mode, and its caller keeps its own between steps, as in PyTorch."""
-
-    _enabled = None
-
-    def __new__(cls, orig_func=None):
-        if orig_func is None:
-            return super().__new__(cls)
-        if not callable(orig_func):
-            raise TypeError(f"{cls.__name__}: expected no argument or a function to "
-                            f"decorate, got {type(orig_func).__name__}")
-        return cls()(orig_func)  # used bare, as @nr.no_grad
-
-    def __init__(self):
-        self._previous = []
-
-    def __call__(self, func):
-        if inspect.isgeneratorfunction(func):
-            return _wrap_generator(self._recreate_cm, func)
-        return super().__call__(func)
-
-    def _recreate_cm(self):
-        return type(self)()
-
-    def __enter__(self):
-        self._previous.append(is_grad_enabled())
-        _set_grad_mode(self._enabled)
-        return self
-
-    def __exit__(self, *exc):
-        _set_grad_mode(self._previous.pop())
-        return False
-
-
-def _wrap_generator(context, func):
-    """``func``, a generator function, with every step of its generator run within a
-    fresh ``context()`` (PyTorch's _wrap_generator does the same)."""
-    @functools.wraps(func)
-    def generator(*args, **kwargs):
-        steps = func(*args, **kwargs)
-        try:
-            with context():
-                response = steps.send(None)
-            while True:
-                try:
-                    request = yield response
-                except GeneratorExit:
-                    with context():
-                        steps.close()
-                    raise
-                except BaseException as exc:
-                    with context():
-                        response = steps.throw(exc)
-                else:
-                    with context():
-                        response = steps.send(request)
-        except StopIteration as stop:
-            return stop.value
-
-    return generator
-
-
-class no_grad(_GradMode):
-    """Within this context (or decorated function), operations record no graph, as
-    ``torch.no_grad``."""
-
-    _enabled = False
-
-
-class enable_grad(_GradMode):
-    """Within this context (or decorated function), operations record the graph again,
-    also inside ``no_grad``, as ``torch.enable_grad``."""
-
-    _enabled = True
-
-
-class set_grad_enabled(_GradMode):
-    """``set_grad_enabled(mode)`` switches grad mode on or off at once, as a function;
-    as a context manager or decorator it restores the previous mode on exit."""
-
-    def __new__(cls, mode):
-        return object.__new__(cls)
-
-    def __init__(self, mode):
-        if not isinstance(mode, (bool, np.bool_)):
-            raise TypeError(f"mode: expected True or False, got {type(mode).__name__} {mode!r}")
-        self._enabled = bool(mode)
-        self._before = is_grad_enabled()
-        _set_grad_mode(self._enabled)
-
-    def __call__(self, func):
-        _set_grad_mode(self._before)  # decorating switches nothing until a call
-        return super().__call__(func)
-
-    def _recreate_cm(self):
-        return set_grad_enabled(self._enabled)
-
-    def __enter__(self):
-        _set_grad_mode(self._enabled)
-        return self
-
-    def __exit__(self, *exc):
-        _set_grad_mode(self._before)
-        return False
-
-
-class Function:
-    """One recorded operation: ``backward(grads) -> one gradient (or None) per input``.
-
-    ``grads`` is the output's gradient array for a single-output function, or a list with
-    one entry per output (``None`` where that output received no gradient).
-
-    ``edges`` has one entry per input: None (the input needs no gradient), the input
-    itself when it is a leaf that requires grad (its ``.grad`` accumulates), or
-    ``(function, output number)`` of the operation that produced it. The graph holds
-    functions and leaves, not intermediate tensors: their arrays stay alive only where
-    a ``backward`` closure saved them. ``saves`` says whether it did; such a closure is
-    dropped after it runs (unless the graph is retained), which frees those arrays.
-    ``versions``: the leaf inputs with their ``_version`` when recorded; a leaf written
-    in place since (an optimizer step, load_state_dict) would make the saved arrays
-    stale, and backward refuses to run, as PyTorch's version counters do.
-    """
-
-    __slots__ = ("edges", "backward", "n_outputs", "saves", "retained", "versions", "dtypes")
-
-    def __init__(self, inputs, backward, n_outputs=1, saves=True):
-        self.edges = tuple(_edge(t) for t in inputs)
-        self.backward = backward
-        self.n_outputs = n_outputs
-        self.saves = saves
-        self.retained = None  # {output number: weakref of a tensor that retains its grad}
-        self.dtypes = None  # each output's dtype: the engine casts gradients to it
-        self.versions = tuple((t, t._version) for t in inputs if t._fn is None) if saves else ()
-
-    def release(self):
-        """Drop the closure and what it saved."""
-        self.backward = None
-        self.versions = ()
-
-
-class GradientShapeError(ValueError, RuntimeError):
-    """A ``backward(gradient)`` whose shape is not the tensor's: a ValueError, as bad
-    input is here, and a RuntimeError, as PyTorch raises."""
-
-
-def _edge(t):
-    if not t.requires_grad:
-        return None
-    return t if t._fn is None else (t._fn, t._output_nr)
-
-
-def dtype_of(value, name="dtype", kinds="biuf"):
-    """The NumPy dtype that ``value`` names: a NumPy dtype or scalar type, a name NumPy
-    knows ("float32", "int64", ...; note that "float" is NumPy's float64, not
-    torch.float), a Python type (float is float64), or a PyTorch dtype (torch.float32,
-    ...). Anything else, None included, a dtype whose kind is not in ``kinds`` (b bool,
-    i/u integers, f floats), or one the device cannot hold (not in native byte order,
-    wider than 8 bytes) is refused with a TypeError naming ``name``."""
-    resolved = None
-    if type(value).__name__ == "dtype" and type(value).__module__ == "torch":
-        value = str(value).rsplit(".", 1)[-1]  # torch.float32 -> "float32"
-    if isinstance(value, (str, type, np.dtype)):
-        try:
-            resolved = np.dtype(value)
-        except (TypeError, ValueError):
-            resolved = None
-    if (resolved is None or resolved.kind not in kinds or not resolved.isnative
-            or resolved.itemsize > 8):
-        raise TypeError(f"{name}: expected a NumPy dtype, its name or a torch dtype, of "
-                        f"kind {', '.join(_KIND_NAMES[k] for k in kinds)}, got {value!r}")
-    return resolved
-
-
-_KIND_NAMES = {"b": "bool", "i": "signed integer", "u": "unsigned integer", "f": "float"}
-
+# old import paths (numba_rnn.tensor.no_grad, ...): the names live in autograd and _core
+__all__ = ["Tensor", "Size", "tensor", "dtype_of", "device_type", "Function",
+           "GradientShapeError", "record_multi", "no_grad", "enable_grad",
+           "set_grad_enabled", "is_grad_enabled"]
 
 def _to_storage(data, dtype=None):
     """Device storage for ``data``; lists and Python scalars follow PyTorch's defaults
@@ -253,51 +70,6 @@ def _wrap(array, requires_grad=False, _fn=None, _output_nr=0):
     return t
 
 
-def _check_device(device):
-    """numba_rnn has one device: ``"cuda"`` and ``"cpu"`` (with an index 0, or as a
-    ``device``) both name it."""
-    if device is None or isinstance(device, device_type):
-        return
-    if isinstance(device, numbers.Integral) and not isinstance(device, bool) and device == 0:
-        return
-    if isinstance(device, str) and device.split(":")[0] in ("cuda", "cpu") and (
-            device.count(":") == 0 or device.split(":", 1)[1] == "0"):
-        return
-    if type(device).__name__ == "device" and type(device).__module__ == "torch":
-        return
-    raise ValueError(f"device: expected 'cuda', 'cpu' (numba_rnn has one device) or an "
-                     f"nr.device, got {device!r}")
-
-
-class device_type:
-    """``nr.device("cuda")`` or ``nr.device("cpu")``: both name numba_rnn's one device
-    (the GPU when there is one, else the simulator); kept so that programs that move
-    models and data with ``.to(device)`` run unchanged."""
-
-    def __init__(self, type="cuda", index=None):
-        if isinstance(type, device_type):
-            type, index = type.type, type.index
-        elif isinstance(type, str) and ":" in type:
-            type, index = type.split(":", 1)
-            index = int(index)
-        _check_device(type if index is None else f"{type}:{index}")
-        self.type = type
-        self.index = index
-
-    def __eq__(self, other):
-        if isinstance(other, str):
-            other = device_type(other)
-        return isinstance(other, device_type) and self.type == other.type
-
-    def __hash__(self):
-        return hash(self.type)
-
-    def __str__(self):
-        return self.type if self.index is None else f"{self.type}:{self.index}"
-
-    def __repr__(self):
-        return f"device(type={self.type!r}" + (
-            ")" if self.index is None else f", index={self.index})")
 
 
 def _to_arguments(args, kwargs):
@@ -319,25 +91,6 @@ def _to_arguments(args, kwargs):
         else:
             dtype = arg
     return None if dtype is None else dtype_of(dtype)
-
-
-def _is_device(value):
-    return (isinstance(value, (device_type, numbers.Integral)) and not isinstance(value, bool)
-            ) or (isinstance(value, str) and value.split(":")[0] in ("cuda", "cpu")) or (
-        type(value).__name__ == "device" and type(value).__module__ == "torch")
-
-
-def _unbroadcast(grad, shape):
-    """Sum ``grad`` over the axes that broadcasting added or stretched to reach ``shape``."""
-    if grad.shape == tuple(shape):
-        return grad
-    extra = grad.ndim - len(shape)
-    if extra:
-        grad = grad.sum(axis=tuple(range(extra)))
-    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
-    if stretched:
-        grad = grad.sum(axis=stretched, keepdims=True)
-    return grad
 
 
 class Tensor:
@@ -776,98 +529,10 @@ class Tensor:
                             keepdims=keepdim))
 
     # ------------------------------------------------------------ elementwise math
-    def _unary(self, forward, derivative=None):
-        """``forward(x)`` elementwise; ``derivative(x, y)`` (None: no gradient flows, as
-        for rounding) is written in terms of the input and output arrays. Integer inputs
-        of float functions are computed in float32, as PyTorch does."""
-        x = self._array
-        if derivative is not None and x.dtype.kind != "f":
-            x = x.astype(np.float32)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            y = forward(x)
-        if derivative is None:
-            return _wrap(y)
-        return _record(y, (self,), lambda g: (g * derivative(x, y),))
-
-    def exp(self):
-        return self._unary(xp.exp, lambda x, y: y)
-
-    def log(self):
-        return self._unary(xp.log, lambda x, y: 1 / x)
-
-    def log1p(self):
-        return self._unary(xp.log1p, lambda x, y: 1 / (1 + x))
-
-    def expm1(self):
-        return self._unary(xp.expm1, lambda x, y: y + 1)
-
-    def log2(self):
-        return self._unary(xp.log2, lambda x, y: 1 / (x * x.dtype.type(np.log(2))))
-
-    def log10(self):
-        return self._unary(xp.log10, lambda x, y: 1 / (x * x.dtype.type(np.log(10))))
-
-    def sqrt(self):
-        return self._unary(xp.sqrt, lambda x, y: 0.5 / y)
-
-    def rsqrt(self):
-        return self._unary(lambda x: 1 / xp.sqrt(x), lambda x, y: -0.5 * y * y * y)
-
-    def reciprocal(self):
-        return self._unary(lambda x: 1 / x, lambda x, y: -y * y)
-
-    def square(self):
-        return self._unary(lambda x: x * x, lambda x, y: 2 * x)
-
-    def tanh(self):
-        return self._unary(xp.tanh, lambda x, y: 1 - y * y)
-
-    def sigmoid(self):
-        return self._unary(_sigmoid, lambda x, y: y * (1 - y))
-
-    def relu(self):
-        if self.dtype.kind != "f":
-            return _wrap(xp.maximum(self._array, 0))
-        return self._unary(lambda x: xp.maximum(x, 0), lambda x, y: (x > 0).astype(x.dtype))
-
-    def sin(self):
-        return self._unary(xp.sin, lambda x, y: xp.cos(x))
-
-    def cos(self):
-        return self._unary(xp.cos, lambda x, y: -xp.sin(x))
-
-    def abs(self):
-        if self.dtype.kind != "f":
-            return _wrap(xp.abs(self._array))
-        return self._unary(xp.abs, lambda x, y: xp.sign(x))
-
-    absolute = abs
-
     def neg(self):
         return -self
 
     negative = neg
-
-    def sign(self):
-        return _wrap(xp.sign(self._array))
-
-    def floor(self):
-        return self._rounded(xp.floor)
-
-    def ceil(self):
-        return self._rounded(xp.ceil)
-
-    def trunc(self):
-        return self._rounded(xp.trunc)
-
-    def round(self, decimals=0):
-        return self._rounded(lambda x: xp.round(x, decimals))
-
-    def _rounded(self, forward):
-        """Rounding: PyTorch gives it a zero gradient, so the graph goes on through it."""
-        if self.dtype.kind != "f":
-            return _wrap(self._array.copy())
-        return self._unary(forward, lambda x, y: xp.zeros_like(x))
 
     def clamp(self, min=None, max=None):
         """Limit to [min, max] (either may be None, a number or a Tensor); the gradient
@@ -909,13 +574,11 @@ class Tensor:
     def minimum(self, other):
         return self._binary(other, xp.minimum, lambda g, x, y: _tie_split(g, x, y, xp.less))
 
-    def softmax(self, dim):
-        from .nn import functional
-        return functional.softmax(self, dim)
+    def softmax(self, dim, dtype=None):
+        return _softmax_ops.softmax(self, dim, dtype=dtype)
 
-    def log_softmax(self, dim):
-        from .nn import functional
-        return functional.log_softmax(self, dim)
+    def log_softmax(self, dim, dtype=None):
+        return _softmax_ops.log_softmax(self, dim, dtype=dtype)
 
     def masked_fill(self, mask, value):
         """Elements where ``mask`` (a boolean tensor broadcastable to self) is true
@@ -932,8 +595,7 @@ class Tensor:
             saves=False)
 
     def where(self, condition, other):
-        from .functions import where
-        return where(condition, self, other)
+        return join.where(condition, self, other)
 
     # ---------------------------------------------------------------- reductions
     def sum(self, dim=None, keepdim=False, dtype=None, axis=None, keepdims=None):
@@ -1719,41 +1381,6 @@ _LEGACY_NAMES = {np.dtype(k): v for k, v in (
     (np.int8, "CharTensor"), (np.uint8, "ByteTensor"), (np.bool_, "BoolTensor"))}
 
 
-def _scalar_dtype(dtype, value):
-    """The dtype of Python number ``value`` in an operation with a tensor of ``dtype``,
-    as PyTorch's promotion gives it: a float tensor keeps its dtype; a float number with
-    an integer or boolean tensor gives float32; an int with a boolean tensor int64."""
-    if dtype.kind == "f" or isinstance(value, (bool, np.bool_)):
-        return dtype
-    if isinstance(value, numbers.Integral):
-        return dtype if dtype.kind in "iu" else np.dtype(np.int64)
-    if isinstance(value, numbers.Real):
-        return np.dtype(np.float32)
-    raise TypeError(f"other: expected a real number, got {type(value).__name__}")
-
-
-def _promote(a, b):
-    """The result dtype of an operation on tensors a and b, as PyTorch promotes: the
-    higher category (bool < integer < float) wins; within one, a 0-d tensor yields to
-    one with dimensions; otherwise NumPy's promotion."""
-    da, db = a.dtype, b.dtype
-    if da == db:
-        return da
-    rank = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
-    ra, rb = rank[da.kind], rank[db.kind]
-    if ra != rb:
-        return da if ra > rb else db
-    if a.ndim == 0 and b.ndim > 0:
-        return db
-    if b.ndim == 0 and a.ndim > 0:
-        return da
-    return np.promote_types(da, db)
-
-
-def _sigmoid(x):
-    return 1 / (1 + xp.exp(-x))
-
-
 def _tie_split(g, x, y, better):
     """Gradients of maximum/minimum: to the better operand, halved at ties."""
     tie = (x == y) * x.dtype.type(0.5)
@@ -1772,32 +1399,6 @@ def _extreme_sum(t, dim, keepdim, largest):
     ties = (x == y)
     count = ties.sum(axis=axes, keepdims=True).astype(x.dtype)
     return _record(out, (t,), lambda g: (g.reshape(y.shape) * ties / count,), saves=False)
-
-
-def _array_of(value, name):
-    if isinstance(value, Tensor):
-        return value._array
-    if isinstance(value, (list, tuple)):
-        return backend.to_device(np.asarray(value))
-    return backend.to_device(value)
-
-
-def _mask_array(mask, name):
-    """A boolean device array from ``mask`` (a boolean Tensor or array)."""
-    array = _array_of(mask, name)
-    if array.dtype == np.uint8:
-        array = array.astype(bool)
-    if array.dtype.kind != "b":
-        raise TypeError(f"{name}: expected a boolean tensor, got dtype {array.dtype}")
-    return array
-
-
-def _index_array(index, name):
-    """An integer device array from ``index`` (an integer Tensor, array or list)."""
-    array = _array_of(index, name)
-    if array.dtype.kind not in "iu":
-        raise TypeError(f"{name}: expected an integer tensor, got dtype {array.dtype}")
-    return array
 
 
 def _along_key(index, dim):
@@ -1863,132 +1464,13 @@ def _axes(dim, ndim):
     return tuple(d % ndim for d in dims)
 
 
-def _record(data, inputs, backward, saves=True):
-    """A tensor holding ``data``; its graph node is recorded when an input needs one.
-    ``saves``: whether ``backward`` keeps arrays alive (False where it keeps only shapes
-    and constants: such a node can be run again after its graph was released)."""
-    return record_multi([data], inputs, backward, saves)[0]
+Tensor._make = staticmethod(_wrap)
+Tensor._storage = staticmethod(_to_storage)
+register_tensor_class(Tensor)
 
-
-def record_multi(datas, inputs, backward, saves=True):
-    """Tensors holding ``datas``, the outputs of one operation. ``backward`` takes the
-    output's gradient (one output) or the list of their gradients (``None`` for an output
-    that got none), and returns one gradient (or None) per input."""
-    if is_grad_enabled() and any(t.requires_grad for t in inputs):
-        fn = Function(inputs, backward, len(datas), saves)
-        fn.dtypes = tuple(d.dtype for d in datas)
-        return [_wrap(d, requires_grad=True, _fn=fn, _output_nr=k) for k, d in enumerate(datas)]
-    return [_wrap(d) for d in datas]
-
-
-_FREED = ("backward: trying to backward through the graph a second time (or through "
-          "part of it that an earlier backward() went through); the arrays it saved "
-          "were released then. Call the first backward(retain_graph=True) to keep them")
-
-
-_MODIFIED = ("backward: a tensor of shape {shape} that this graph saved for the gradient "
-             "was modified in place after the forward pass (its version is {new}, it was "
-             "{old} then: an optimizer step or load_state_dict wrote it), so the "
-             "gradient would be wrong; run the forward again after the update")
-
-
-def refuse_create_graph(create_graph, caller):
-    """numba_rnn's engine differentiates once: a backward pass that records its own graph
-    (create_graph=True) is refused, never answered with first-order gradients that carry
-    no graph."""
-    if create_graph:
-        raise NotImplementedError(
-            f"{caller}(create_graph=True): numba_rnn's autograd computes first-order "
-            "gradients only (its backward functions work on arrays and record no graph), "
-            "so higher-order derivatives are refused rather than silently wrong; run the "
-            "model inside PyTorch with numba_rnn.torch for gradient penalties or "
-            "double backward, or call it without create_graph")
-
-
-def _run_backward(roots, grads, retain_graph, wanted=None):
-    """Apply the recorded functions from ``roots`` (with their gradients ``grads``) back
-    to the leaves, in reverse topological order: a function runs only once every
-    consumer of its outputs has passed its gradient, so that each output's gradient is
-    complete (summed over all its uses) before it propagates further (PyTorch's engine
-    counts dependencies the same way). Iterative: graphs of long sequences are deep.
-
-    Without ``wanted`` the gradients accumulate into the leaves' (and retained
-    tensors') ``.grad``. With ``wanted`` (tensors, as ``autograd.grad``'s inputs) no
-    ``.grad`` is touched: returns the gradient of each wanted tensor (None where none
-    reached it)."""
-    found = None if wanted is None else {id(t): None for t in wanted}
-
-    def deliver(tensor, g):
-        if found is None:
-            tensor._accumulate(g)
-        elif id(tensor) in found:
-            found[id(tensor)] = g if found[id(tensor)] is None else found[id(tensor)] + g
-
-    # the wanted non-leaves, by the function and output that produce them
-    produced = {} if wanted is None else {(id(t._fn), t._output_nr): t for t in wanted
-                                           if t._fn is not None}
-    pending, stack, reachable = {}, [], {}
-    for root, grad in zip(roots, grads):
-        if root._fn is None:
-            deliver(root, grad)
-            continue
-        slots = pending.setdefault(id(root._fn), [None] * root._fn.n_outputs)
-        k = root._output_nr
-        slots[k] = grad if slots[k] is None else slots[k] + grad
-        if id(root._fn) not in reachable:
-            reachable[id(root._fn)] = root._fn
-            stack.append(root._fn)
-    # Pass 1: every function reachable from the roots, and how many edges from those
-    # functions lead into each one.
-    consumers = {}
-    while stack:
-        fn = stack.pop()
-        if fn.backward is None:
-            raise RuntimeError(_FREED)
-        for tensor, version in fn.versions:
-            if tensor._version != version:
-                raise RuntimeError(_MODIFIED.format(shape=tensor.shape, old=version,
-                                                    new=tensor._version))
-        for edge in fn.edges:
-            if type(edge) is tuple:
-                producer = edge[0]
-                key = id(producer)
-                consumers[key] = consumers.get(key, 0) + 1
-                if key not in reachable:
-                    reachable[key] = producer
-                    stack.append(producer)
-
-    # Pass 2: run each function once all its consumers have run.
-    ready = [fn for key, fn in reachable.items() if consumers.get(key, 0) == 0]
-    while ready:
-        fn = ready.pop()
-        out_grads = pending.pop(id(fn), None)
-        in_grads = None
-        if out_grads is not None:
-            if found is None and fn.retained:
-                for k, ref in fn.retained.items():
-                    tensor = ref()
-                    if tensor is not None and out_grads[k] is not None:
-                        tensor._accumulate(out_grads[k])
-            for k, g in enumerate(out_grads):
-                if g is not None and (id(fn), k) in produced:
-                    deliver(produced[(id(fn), k)], g)
-            in_grads = fn.backward(out_grads if fn.n_outputs > 1 else out_grads[0])
-        if fn.saves and not retain_graph:
-            fn.release()
-        for k, edge in enumerate(fn.edges):
-            g = None if in_grads is None else in_grads[k]
-            if type(edge) is tuple:
-                producer, output_nr = edge
-                key = id(producer)
-                if g is not None:
-                    if producer.dtypes is not None and g.dtype != producer.dtypes[output_nr]:
-                        g = g.astype(producer.dtypes[output_nr])  # after a promotion
-                    slots = pending.setdefault(key, [None] * producer.n_outputs)
-                    slots[output_nr] = g if slots[output_nr] is None else slots[output_nr] + g
-                consumers[key] -= 1
-                if consumers[key] == 0:
-                    ready.append(producer)
-            elif edge is not None and g is not None:
-                deliver(edge, g)
-    return found
+# The elementwise ops, defined once in ops/elementwise.py, as methods (PyTorch's Tensor has
+# these; leaky_relu, gelu and softplus are torch.nn.functional's only)
+for _name in ("exp", "log", "log1p", "expm1", "log2", "log10", "sqrt", "rsqrt", "reciprocal",
+              "square", "tanh", "sigmoid", "relu", "sin", "cos", "abs", "absolute", "sign",
+              "floor", "ceil", "trunc", "round"):
+    setattr(Tensor, _name, getattr(elementwise, _name))

@@ -26,31 +26,17 @@ import numpy as np
 from .. import backend, random
 from ..backend import xp
 from ..kernels.layers import embedding_backward
-from ..tensor import Tensor, _record, _to_storage, _wrap, dtype_of, is_grad_enabled
-from .checks import check_bool, check_choice, check_int, check_probability, check_real
+from ..ops.convert import as_float_tensor as _as_float_tensor
+from ..ops.convert import as_tensor  # noqa: F401  (nn modules' converter)
+from ..ops.elementwise import (gelu, leaky_relu, relu, sigmoid, softplus,  # noqa: F401
+                               tanh)
+from ..ops.elementwise import stable_sigmoid as _sigmoid
+from ..ops.elementwise import stable_softplus as _softplus
+from ..ops.softmax import log_softmax, softmax  # noqa: F401
+from ..tensor import Tensor, _record, _to_storage, _wrap, is_grad_enabled
+from .._core.checks import check_bool, check_choice, check_int, check_probability, check_real
 
 REDUCTIONS = ("mean", "sum", "none")
-
-
-def as_tensor(value, name, dtype=None):
-    """``value`` (a Tensor or anything array-like) as a Tensor; with ``dtype``, one of
-    that dtype (a TypeError otherwise)."""
-    if not isinstance(value, Tensor):
-        try:
-            value = _wrap(_to_storage(value))
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"{name}: expected a Tensor or an array, got "
-                            f"{type(value).__name__} ({exc})") from None
-    if dtype is not None and value.dtype != dtype:
-        raise TypeError(f"{name}: expected dtype {dtype}, got {value.dtype}")
-    return value
-
-
-def _as_float_tensor(value, name):
-    value = as_tensor(value, name)
-    if value.dtype not in backend.FLOAT_DTYPES:
-        raise TypeError(f"{name}: expected a float32 or float64 tensor, got dtype {value.dtype}")
-    return value
 
 
 def _as_indices(value, name, upper, allowed=None):
@@ -394,146 +380,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 
 
 # -------------------------------------------------------------------- activations
-def _pointwise(input, forward, derivative):
-    """An elementwise op whose derivative is written in terms of its input x and
-    output y: ``derivative(x, y)``."""
-    x = _as_float_tensor(input, "input")
-    data = x._array
-    y = forward(data)
-    return _record(y, (x,), lambda g: (g * derivative(data, y),))
-
-
-def _sigmoid(a):
-    """1 / (1 + exp(-a)), without overflow for large |a|."""
-    e = xp.exp(-xp.abs(a))
-    return xp.where(a >= 0, 1 / (1 + e), e / (1 + e))
-
-
-def _softplus(a):
-    """log(1 + exp(a)), without overflow."""
-    return xp.maximum(a, 0) + xp.log1p(xp.exp(-xp.abs(a)))
-
-
-def relu(input, inplace=False):
-    check_bool("inplace", inplace)
-    return _pointwise(input, lambda x: xp.maximum(x, 0), lambda x, y: (x > 0).astype(x.dtype))
-
-
-def tanh(input):
-    return _pointwise(input, xp.tanh, lambda x, y: 1 - y * y)
-
-
-def sigmoid(input):
-    return _pointwise(input, _sigmoid, lambda x, y: y * (1 - y))
-
-
-def leaky_relu(input, negative_slope=0.01, inplace=False):
-    """x where x > 0, else negative_slope·x."""
-    slope = check_real("negative_slope", negative_slope)
-    check_bool("inplace", inplace)
-    return _pointwise(input, lambda x: xp.where(x > 0, x, x * x.dtype.type(slope)),
-                      lambda x, y: xp.where(x > 0, x.dtype.type(1), x.dtype.type(slope)))
-
-
-def _erf(a):
-    if xp is np:
-        return _np_erf(a).astype(a.dtype, copy=False)
-    from cupyx.scipy.special import erf  # the GPU's array module
-
-    return erf(a)
-
-
-_np_erf = np.vectorize(math.erf, otypes=[np.float64])
-
-
-def gelu(input, approximate="none"):
-    """x·Φ(x), Φ the standard normal CDF (``approximate="none"``, the exact erf form),
-    or its tanh approximation (``approximate="tanh"``)."""
-    x = _as_float_tensor(input, "input")
-    check_choice("approximate", approximate, ("none", "tanh"))
-    a = x._array
-    half = a.dtype.type(0.5)
-    if approximate == "none":
-        cdf = half * (1 + _erf(a * a.dtype.type(1 / math.sqrt(2.0))))
-        y = a * cdf
-
-        def derivative():
-            return cdf + a * xp.exp(-half * a * a) * a.dtype.type(1 / math.sqrt(2 * math.pi))
-    else:
-        k, c = a.dtype.type(math.sqrt(2 / math.pi)), a.dtype.type(0.044715)
-        t = xp.tanh(k * (a + c * a * a * a))
-        y = half * a * (1 + t)
-
-        def derivative():
-            return half * (1 + t) + half * a * (1 - t * t) * k * (1 + 3 * c * a * a)
-
-    return _record(y, (x,), lambda g: (g * derivative(),))
-
-
-def softplus(input, beta=1.0, threshold=20.0):
-    """log(1 + exp(beta·x)) / beta, and x itself where beta·x > threshold."""
-    x = _as_float_tensor(input, "input")
-    beta, threshold = check_real("beta", beta), check_real("threshold", threshold)
-    a = x._array
-    b = a.dtype.type(beta)
-    scaled = a * b
-    linear = scaled > threshold
-    y = xp.where(linear, a, _softplus(scaled) / b)
-    return _record(y, (x,), lambda g: (g * xp.where(linear, 1, _sigmoid(scaled)).astype(a.dtype),))
-
-
-def _softmax_dim(x, dim, name, stacklevel):
-    if dim is None:
-        warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change "
-                      "the call to include dim=X as an argument.", stacklevel=stacklevel)
-        dim = 0 if x.ndim in (0, 1, 3) else 1  # PyTorch's legacy implicit choice
-    check_int("dim", dim, -max(x.ndim, 1))
-    rank = max(x.ndim, 1)  # a 0-d tensor has the one dimension 0 (or -1), as in PyTorch
-    if not -rank <= dim < rank:
-        raise ValueError(f"dim: expected a dimension in [{-rank}, {rank}), got {dim}")
-    return dim % rank
-
-
-def _softmax_input(input, dim, dtype, name, stacklevel):
-    """The input, the array to compute on (cast to ``dtype``; 0-d as 1-d), and the dim."""
-    x = _as_float_tensor(input, "input")
-    dim = _softmax_dim(x, dim, name, stacklevel + 1)
-    a = x._array
-    if dtype is not None:
-        dtype = dtype_of(dtype, "dtype", "f")
-        if dtype not in backend.FLOAT_DTYPES:
-            raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
-        a = a.astype(dtype)
-    return x, a.reshape(a.shape or (1,)), dim
-
-
-def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
-    """log(softmax(x)) along ``dim``, computed stably as x - max - log Σ exp(x - max);
-    ``dtype`` casts the input first."""
-    x, a, dim = _softmax_input(input, dim, dtype, "log_softmax", _stacklevel)
-    shifted = a - a.max(axis=dim, keepdims=True)
-    y = shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
-
-    def backward(g):
-        g = g.reshape(y.shape)
-        return ((g - xp.exp(y) * g.sum(axis=dim, keepdims=True)).astype(x.dtype, copy=False)
-                .reshape(x.shape),)
-
-    return _record(y.reshape(x.shape), (x,), backward)
-
-
-def softmax(input, dim=None, _stacklevel=3, dtype=None):
-    """exp(x - max) / Σ exp(x - max) along ``dim``; ``dtype`` casts the input first."""
-    x, a, dim = _softmax_input(input, dim, dtype, "softmax", _stacklevel)
-    e = xp.exp(a - a.max(axis=dim, keepdims=True))
-    y = e / e.sum(axis=dim, keepdims=True)
-
-    def backward(g):
-        g = g.reshape(y.shape)
-        return ((y * (g - (g * y).sum(axis=dim, keepdims=True))).astype(x.dtype, copy=False)
-                .reshape(x.shape),)
-
-    return _record(y.reshape(x.shape), (x,), backward)
+# relu, tanh, sigmoid, leaky_relu, gelu, softplus, softmax and log_softmax are
+# numba_rnn.ops' (imported above): Tensor.sigmoid, nr.sigmoid and F.sigmoid are one op.
 
 
 # ------------------------------------------------------------------------- losses

@@ -17,8 +17,8 @@ import numpy as np
 
 from .. import backend
 from .. import random as _random
-from ..backend import xp
-from ..tensor import Tensor, _record, _to_storage, _wrap
+from ..ops.join import stack
+from ..tensor import Tensor, _to_storage, _wrap
 
 __all__ = ["Dataset", "IterableDataset", "TensorDataset", "Subset", "ConcatDataset",
            "ChainDataset", "random_split", "Sampler", "SequentialSampler", "RandomSampler",
@@ -299,22 +299,16 @@ def _is_numpy_data(value):
 
 
 def _stack(tensors):
-    """One Tensor from Tensors of one shape, along a new first axis; recorded for
-    autograd where an element requires grad (a dataset of leaves being fitted)."""
+    """One Tensor from Tensors of one shape, along a new first axis (``nr.stack``, with
+    the data loader's error for a shape mismatch); recorded for autograd where an
+    element requires grad (a dataset of leaves being fitted)."""
     first = tensors[0]
     for k, t in enumerate(tensors):
         if t.shape != first.shape:
             raise CollateError(f"stack expects each tensor to be equal size, but got "
                                f"{list(first.shape)} at entry 0 and {list(t.shape)} at "
                                f"entry {k}")
-    arrays = [t._array for t in tensors]
-    if len({a.dtype for a in arrays}) > 1:
-        dtype = np.result_type(*[a.dtype for a in arrays])
-        arrays = [a.astype(dtype) for a in arrays]
-    stacked = xp.stack(arrays)
-    return _record(stacked, tensors,
-                   lambda g: [g[k].astype(t.dtype, copy=False) for k, t in enumerate(tensors)],
-                   saves=False)
+    return stack(tensors)  # the one stack op (ops/join.py), PyTorch's promotion
 
 
 def _as_tensor(value):

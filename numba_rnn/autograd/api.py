@@ -1,23 +1,23 @@
-"""``torch.autograd``'s names that programs use: ``backward``, ``grad``, ``Variable``."""
-from .tensor import (Tensor, _run_backward, _to_storage, _wrap, enable_grad, no_grad,
-                     refuse_create_graph, set_grad_enabled)
+"""``torch.autograd``'s functions that programs call: ``backward``, ``grad``,
+``Variable``, over the engine (``engine.py``)."""
+from .engine import is_tensor, refuse_create_graph, run_backward, storage_of, wrap
 
-__all__ = ["Variable", "backward", "grad", "no_grad", "enable_grad", "set_grad_enabled"]
+__all__ = ["Variable", "backward", "grad"]
 
 
 def Variable(data, requires_grad=False, volatile=False):
     """What ``torch.autograd.Variable(t, requires_grad=...)`` is since PyTorch 0.4: a
     tensor sharing ``data``'s values, a leaf that requires grad when asked."""
-    array = data._array if isinstance(data, Tensor) else _to_storage(data)
-    if isinstance(data, Tensor) and not requires_grad:
+    array = data._array if is_tensor(data) else storage_of(data)
+    if is_tensor(data) and not requires_grad:
         return data
-    return _wrap(array, requires_grad=requires_grad)
+    return wrap(array, requires_grad=requires_grad)
 
 
 def _tensors(value, name):
-    values = [value] if isinstance(value, Tensor) else list(value)
+    values = [value] if is_tensor(value) else list(value)
     for k, t in enumerate(values):
-        if not isinstance(t, Tensor):
+        if not is_tensor(t):
             raise TypeError(f"{name}: expected Tensors, got {type(t).__name__} at index {k}")
     return values
 
@@ -25,9 +25,9 @@ def _tensors(value, name):
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False):
     """Backward from each of ``tensors`` (with its gradient, where given)."""
     refuse_create_graph(create_graph, "backward")
-    tensors = [tensors] if isinstance(tensors, Tensor) else list(tensors)
+    tensors = [tensors] if is_tensor(tensors) else list(tensors)
     grads = [None] * len(tensors) if grad_tensors is None else (
-        [grad_tensors] if isinstance(grad_tensors, Tensor) else list(grad_tensors))
+        [grad_tensors] if is_tensor(grad_tensors) else list(grad_tensors))
     for k, (t, g) in enumerate(zip(tensors, grads)):
         t.backward(g, retain_graph=retain_graph if k == len(tensors) - 1 else True)
 
@@ -47,7 +47,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     outputs, inputs = _tensors(outputs, "outputs"), _tensors(inputs, "inputs")
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
-    elif isinstance(grad_outputs, Tensor):
+    elif is_tensor(grad_outputs):
         grad_outputs = [grad_outputs]
     if len(grad_outputs) != len(outputs):
         raise ValueError(f"grad_outputs: expected {len(outputs)} gradients (one per "
@@ -62,7 +62,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                                "have a grad_fn")
         roots.append(t)
         grads.append(t._root_gradient(g, f"grad_outputs[{k}]", "grad"))
-    found = _run_backward(roots, grads, bool(retain_graph), wanted=inputs)
+    found = run_backward(roots, grads, bool(retain_graph), wanted=inputs)
     result = []
     for k, t in enumerate(inputs):
         g = found[id(t)]
@@ -73,5 +73,5 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                 raise RuntimeError(f"inputs: the tensor at index {k} appears to not have "
                                    "been used in the graph; pass allow_unused=True if "
                                    "that is intended")
-        result.append(None if g is None else _wrap(g))
+        result.append(None if g is None else wrap(g))
     return tuple(result)
