@@ -13,7 +13,7 @@ from .kernels.region import get_num_threads, set_num_threads
 from .functions import *  # noqa: F401,F403  (creation, joining, function forms)
 from .functions import __all__ as _functions
 from .nn import (GRU, LSTM, RNN, GRUCell, LayerNormGRU, LayerNormGRUCell, LayerNormLSTM,
-                 LayerNormLSTMCell, LSTMCell, RNNCell)
+                 LayerNormLSTMCell, LSTMCell, RecurrentCell, RecurrentLayer, RNNCell)
 from .random import manual_seed
 from ._core.devices import device_type as device
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
@@ -61,7 +61,7 @@ __all__ = ["Tensor", "tensor", "Size", "device", "no_grad", "enable_grad",
            "set_backend", "use_backend", "manual_seed", "nn",
            "optim", "utils", "autograd", "cuda", "serialization", "save", "load", "LSTM", "GRU", "RNN",
            "LSTMCell", "GRUCell", "RNNCell", "LayerNormLSTM", "LayerNormGRU", "LayerNormLSTMCell",
-           "LayerNormGRUCell", "float32", "float", "float64", "double",
+           "LayerNormGRUCell", "RecurrentLayer", "RecurrentCell", "float32", "float", "float64", "double",
            "float16", "half", "int64", "long", "int32", "int", "int16", "short", "int8",
            "uint8", "bool", "dtype", "FloatTensor", "DoubleTensor", "LongTensor",
            "IntTensor", "BoolTensor", "ByteTensor", "set_num_threads",

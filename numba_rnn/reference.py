@@ -10,203 +10,55 @@ parameters. The stack runs every sequence of the batch on its own, over its own 
 and the reverse direction on the sequence reversed: plainly, the definition that the
 packed, sorted time loop of ``numba_rnn.recurrent`` must agree with.
 
-Besides the plain cells, "ln_lstm" and "ln_gru" are layer-normalised cells (each cell's
-docstring gives its parameters; no w_hr). ``stack_forward`` also takes ``zoneout`` (per
-step, per state, the weight that keeps the previous state: h = z⊙h_prev + (1-z)⊙h_cell,
-Krueger et al. 2016) and ``weight_masks`` (DropConnect on w_hh, whose gradient is returned
+Each cell's step lives in the cell's own file (``kernels/<cell>.py``), given to its
+``Cell`` as ``reference``; ``cell`` here is a registered cell's name (or the Cell), and
+``params`` are in the order of the cell's parameter layout (``Cell.parameters``; the
+layer-normalised cells' docstrings give theirs, without w_hr). ``stack_forward`` also
+takes ``zoneout`` (per step, per state, the weight that keeps the previous state:
+h = z⊙h_prev + (1-z)⊙h_cell, Krueger et al. 2016) and ``weight_masks`` (DropConnect on w_hh, whose gradient is returned
 for the raw w_hh), both for layers without a projection.
 """
+from collections.abc import Mapping
+
 import numpy as np
 
-
-def sigmoid(a):
-    return 1.0 / (1.0 + np.exp(-a))
-
-
-def lstm_forward_step(x, states, params):
-    h_prev, c_prev = states
-    w_ih, w_hh, b_ih, b_hh = params[:4]
-    w_hr = params[4] if len(params) > 4 else None
-    a = x @ w_ih.T + b_ih + h_prev @ w_hh.T + b_hh
-    a_i, a_f, a_g, a_o = np.split(a, 4, axis=1)
-    i, f, g, o = sigmoid(a_i), sigmoid(a_f), np.tanh(a_g), sigmoid(a_o)
-    c = f * c_prev + i * g
-    m = o * np.tanh(c)
-    h = m if w_hr is None else m @ w_hr.T
-    return (h, c), (x, h_prev, c_prev, c, i, f, g, o, m, params)
+from .kernels import cells
+from .kernels.cells import (LAYER_NORM_EPS, layer_norm_backward,  # noqa: F401 (re-exported)
+                            layer_norm_forward, sigmoid)
 
 
-def lstm_backward_step(dstates, cache):
-    dh, dc = dstates
-    x, h_prev, c_prev, c, i, f, g, o, m, params = cache
-    w_ih, w_hh = params[:2]
-    dparams_hr = ()
-    if len(params) > 4:  # h = m·W_hrᵀ
-        dparams_hr = (dh.T @ m,)
-        dh = dh @ params[4]
-    tanh_c = np.tanh(c)
-    dc = dc + dh * o * (1 - tanh_c**2)
-    da = np.concatenate(
-        [dc * g * i * (1 - i), dc * c_prev * f * (1 - f), dc * i * (1 - g**2),
-         dh * tanh_c * o * (1 - o)],
-        axis=1,
-    )
-    dparams = (da.T @ x, da.T @ h_prev, da.sum(0), da.sum(0)) + dparams_hr
-    return da @ w_ih, (da @ w_hh, dc * f), dparams
+class _References(Mapping):
+    """``CELLS[name]``: the (forward_step, backward_step) of every registered cell that
+    has a reference (the cells' own files define them; kernels.cells registers them)."""
+
+    def _items(self):
+        return {name: cell.reference for name, cell in cells.CELLS.items()
+                if cell.reference is not None}
+
+    def __getitem__(self, name):
+        return self._items()[name]
+
+    def __iter__(self):
+        return iter(self._items())
+
+    def __len__(self):
+        return len(self._items())
 
 
-def gru_forward_step(x, states, params):
-    (h_prev,) = states
-    w_ih, w_hh, b_ih, b_hh = params
-    gx_r, gx_z, gx_n = np.split(x @ w_ih.T + b_ih, 3, axis=1)
-    gh_r, gh_z, gh_n = np.split(h_prev @ w_hh.T + b_hh, 3, axis=1)
-    r, z = sigmoid(gx_r + gh_r), sigmoid(gx_z + gh_z)
-    n = np.tanh(gx_n + r * gh_n)
-    h = (1 - z) * n + z * h_prev
-    return (h,), (x, h_prev, r, z, n, gh_n, params)
+CELLS = _References()
 
 
-def gru_backward_step(dstates, cache):
-    (dh,) = dstates
-    x, h_prev, r, z, n, gh_n, (w_ih, w_hh, _, _) = cache
-    da_n = dh * (1 - z) * (1 - n**2)
-    da_r = da_n * gh_n * r * (1 - r)
-    da_z = dh * (h_prev - n) * z * (1 - z)
-    dgx = np.concatenate([da_r, da_z, da_n], axis=1)
-    dgh = np.concatenate([da_r, da_z, da_n * r], axis=1)
-    dparams = (dgx.T @ x, dgh.T @ h_prev, dgx.sum(0), dgh.sum(0))
-    return dgx @ w_ih, (dh * z + dgh @ w_hh,), dparams
+def _steps(cell):
+    """The registered cell's (forward_step, backward_step); ``cell`` a name or a Cell."""
+    spec = cells.lookup(cell)
+    if spec.reference is None:
+        raise ValueError(f"cell {spec.name!r}: no NumPy reference step was given")
+    return spec.reference
 
 
-def _rnn_forward_step(activation):
-    def forward(x, states, params):
-        (h_prev,) = states
-        w_ih, w_hh, b_ih, b_hh = params
-        a = x @ w_ih.T + b_ih + h_prev @ w_hh.T + b_hh
-        return (activation(a),), (x, h_prev, a, params)
-    return forward
-
-
-def _rnn_backward_step(derivative):
-    def backward(dstates, cache):
-        (dh,) = dstates
-        x, h_prev, a, (w_ih, w_hh, _, _) = cache
-        da = dh * derivative(a)
-        return da @ w_ih, (da @ w_hh,), (da.T @ x, da.T @ h_prev, da.sum(0), da.sum(0))
-    return backward
-
-
-rnn_tanh_forward_step = _rnn_forward_step(np.tanh)
-rnn_tanh_backward_step = _rnn_backward_step(lambda a: 1 - np.tanh(a) ** 2)
-rnn_relu_forward_step = _rnn_forward_step(lambda a: np.maximum(a, 0.0))
-rnn_relu_backward_step = _rnn_backward_step(lambda a: (a > 0).astype(np.float64))
-
-LAYER_NORM_EPS = 1e-5
-
-
-def layer_norm_forward(v, gamma, beta=None):
-    """LN(v; γ, β) over the last axis of ``v`` (mean and biased variance, as
-    torch.nn.LayerNorm, eps 1e-5); returns (y, cache)."""
-    mean = v.mean(axis=-1, keepdims=True)
-    rstd = 1.0 / np.sqrt(((v - mean) ** 2).mean(axis=-1, keepdims=True) + LAYER_NORM_EPS)
-    x_hat = (v - mean) * rstd
-    y = gamma * x_hat
-    if beta is not None:
-        y = y + beta
-    return y, (x_hat, rstd, gamma)
-
-
-def layer_norm_backward(dy, cache):
-    """Gradients of LN given dy: (dv, dγ, dβ), dβ summed over the rows as dγ is."""
-    x_hat, rstd, gamma = cache
-    dy_hat = dy * gamma
-    dv = rstd * (dy_hat - dy_hat.mean(axis=-1, keepdims=True)
-                 - x_hat * (dy_hat * x_hat).mean(axis=-1, keepdims=True))
-    return dv, (dy * x_hat).sum(0), dy.sum(0)
-
-
-def ln_lstm_forward_step(x, states, params):
-    """Layer-normalised LSTM; params = (w_ih (4H,I), w_hh (4H,H), b (4H,), gamma_ih (4H,),
-    gamma_hh (4H,), gamma_c (H,), beta_c (H,)):
-    a = LN(x·W_ihᵀ; γ_ih) + LN(h·W_hhᵀ; γ_hh) + b, c' = f⊙c + i⊙g,
-    h' = o⊙tanh(LN(c'; γ_c, β_c))."""
-    h_prev, c_prev = states
-    w_ih, w_hh, b, gamma_ih, gamma_hh, gamma_c, beta_c = params
-    ln_x, ln_x_cache = layer_norm_forward(x @ w_ih.T, gamma_ih)
-    ln_h, ln_h_cache = layer_norm_forward(h_prev @ w_hh.T, gamma_hh)
-    a = ln_x + ln_h + b
-    a_i, a_f, a_g, a_o = np.split(a, 4, axis=1)
-    i, f, g, o = sigmoid(a_i), sigmoid(a_f), np.tanh(a_g), sigmoid(a_o)
-    c = f * c_prev + i * g
-    ln_c, ln_c_cache = layer_norm_forward(c, gamma_c, beta_c)
-    tanh_c = np.tanh(ln_c)
-    h = o * tanh_c
-    return (h, c), (x, h_prev, c_prev, i, f, g, o, tanh_c, ln_x_cache, ln_h_cache,
-                    ln_c_cache, params)
-
-
-def ln_lstm_backward_step(dstates, cache):
-    dh, dc = dstates
-    (x, h_prev, c_prev, i, f, g, o, tanh_c, ln_x_cache, ln_h_cache, ln_c_cache,
-     params) = cache
-    w_ih, w_hh = params[:2]
-    dc_ln, dgamma_c, dbeta_c = layer_norm_backward(dh * o * (1 - tanh_c**2), ln_c_cache)
-    dc = dc + dc_ln
-    da = np.concatenate(
-        [dc * g * i * (1 - i), dc * c_prev * f * (1 - f), dc * i * (1 - g**2),
-         dh * tanh_c * o * (1 - o)],
-        axis=1,
-    )
-    dpx, dgamma_ih, _ = layer_norm_backward(da, ln_x_cache)
-    dph, dgamma_hh, _ = layer_norm_backward(da, ln_h_cache)
-    dparams = (dpx.T @ x, dph.T @ h_prev, da.sum(0), dgamma_ih, dgamma_hh, dgamma_c,
-               dbeta_c)
-    return dpx @ w_ih, (dph @ w_hh, dc * f), dparams
-
-
-def ln_gru_forward_step(x, states, params):
-    """Layer-normalised GRU; params = (w_ih (3H,I), w_hh (3H,H), b_ih (3H,), b_hh (3H,),
-    gamma_ih (3H,), gamma_hh (3H,)): gx = LN(x·W_ihᵀ; γ_ih) + b_ih,
-    gh = LN(h·W_hhᵀ; γ_hh) + b_hh, then the GRU's gates on gx and gh."""
-    (h_prev,) = states
-    w_ih, w_hh, b_ih, b_hh, gamma_ih, gamma_hh = params
-    ln_x, ln_x_cache = layer_norm_forward(x @ w_ih.T, gamma_ih)
-    ln_h, ln_h_cache = layer_norm_forward(h_prev @ w_hh.T, gamma_hh)
-    gx_r, gx_z, gx_n = np.split(ln_x + b_ih, 3, axis=1)
-    gh_r, gh_z, gh_n = np.split(ln_h + b_hh, 3, axis=1)
-    r, z = sigmoid(gx_r + gh_r), sigmoid(gx_z + gh_z)
-    n = np.tanh(gx_n + r * gh_n)
-    h = (1 - z) * n + z * h_prev
-    return (h,), (x, h_prev, r, z, n, gh_n, ln_x_cache, ln_h_cache, params)
-
-
-def ln_gru_backward_step(dstates, cache):
-    (dh,) = dstates
-    x, h_prev, r, z, n, gh_n, ln_x_cache, ln_h_cache, params = cache
-    w_ih, w_hh = params[:2]
-    da_n = dh * (1 - z) * (1 - n**2)
-    da_r = da_n * gh_n * r * (1 - r)
-    da_z = dh * (h_prev - n) * z * (1 - z)
-    dgx = np.concatenate([da_r, da_z, da_n], axis=1)
-    dgh = np.concatenate([da_r, da_z, da_n * r], axis=1)
-    dpx, dgamma_ih, _ = layer_norm_backward(dgx, ln_x_cache)
-    dph, dgamma_hh, _ = layer_norm_backward(dgh, ln_h_cache)
-    dparams = (dpx.T @ x, dph.T @ h_prev, dgx.sum(0), dgh.sum(0), dgamma_ih, dgamma_hh)
-    return dpx @ w_ih, (dh * z + dph @ w_hh,), dparams
-
-
-CELLS = {
-    "lstm": (lstm_forward_step, lstm_backward_step),
-    "gru": (gru_forward_step, gru_backward_step),
-    "rnn_tanh": (rnn_tanh_forward_step, rnn_tanh_backward_step),
-    "rnn_relu": (rnn_relu_forward_step, rnn_relu_backward_step),
-    "ln_lstm": (ln_lstm_forward_step, ln_lstm_backward_step),
-    "ln_gru": (ln_gru_forward_step, ln_gru_backward_step),
-}
-
-#: How many parameters a cell takes before an optional projection w_hr (the plain cells'
-#: four; the layer-normalised cells have none).
-NUM_PARAMS = {"ln_lstm": 7, "ln_gru": 6}
+def _num_params(cell):
+    """How many parameters a cell's step takes before an optional projection w_hr."""
+    return sum(p.when != "projection" for p in cells.lookup(cell).parameters)
 
 
 def _f64(arrays):
@@ -214,7 +66,7 @@ def _f64(arrays):
 
 
 def _has_projection(cell, params):
-    return len(params) > NUM_PARAMS.get(cell, 4)
+    return len(params) > _num_params(cell)
 
 
 def _zoneout_of(zoneout, k, d, states0, steps, batch):
@@ -259,7 +111,7 @@ def stack_forward(cell, x, states0, layers, lengths=None, masks=None, zoneout=No
     weight_masks: None or per layer (or None) a list per direction of an array of w_hh's
     shape (or None): the cell steps with w_hh ⊙ mask (DropConnect). Neither with w_hr.
     Returns (output (T,B,D*P), final states (L*D,B,H) each, caches)."""
-    step, _ = CELLS[cell]
+    step, _ = _steps(cell)
     inputs = np.asarray(x, dtype=np.float64)
     steps, batch, _ = inputs.shape
     lengths = [steps] * batch if lengths is None else [int(n) for n in lengths]
@@ -317,7 +169,7 @@ def stack_backward(cell, doutput, dstates_n, caches):
     """Gradients of the loss given d(output) (T,B,D*P) and d(final states) (L*D,B,H)
     each. Returns (dx (T,B,I), dstates0 (L*D,B,H) each, per layer a list of D tuples of
     parameter gradients); a masked w_hh's gradient is that of the raw, unmasked w_hh."""
-    _, step_backward = CELLS[cell]
+    _, step_backward = _steps(cell)
     layers, lengths, masks, step_caches = caches[:4]
     zone_caches, weight_masks = caches[4:] if len(caches) > 4 else ({}, {})
     dinputs = np.asarray(doutput, dtype=np.float64)

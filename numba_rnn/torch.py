@@ -37,7 +37,7 @@ from torch.nn.modules import rnn as _torch_rnn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from . import backend, recurrent
-from .kernels import CELLS
+from .kernels import cells
 
 __all__ = ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell"]
 
@@ -310,10 +310,10 @@ def _same_draws(like, same):
 class _Spec:
     """What a call of ``_Stack`` needs besides tensors."""
 
-    def __init__(self, mode, num_layers, bidirectional, has_biases, dropout, lengths=None,
+    def __init__(self, cell, num_layers, bidirectional, has_biases, dropout, lengths=None,
                  packed=None, has_projection=False):
-        self.mode = mode
-        self.cell = CELLS[mode]
+        self.cell = cells.lookup(cell)
+        self.mode = self.cell.torch.op  # PyTorch's op (torch._VF.<mode>)
         self.num_layers = num_layers
         self.directions = 2 if bidirectional else 1
         self.has_biases = has_biases
@@ -411,10 +411,6 @@ class _Packed:
 
 
 # --------------------------------------------------- PyTorch's _VF, answered
-#: How PyTorch's modules and messages name a mode's classes.
-_CLASS = {"lstm": "LSTM", "gru": "GRU", "rnn_tanh": "RNN", "rnn_relu": "RNN"}
-
-
 def _type_name(dtype):
     """PyTorch's C++ name of a dtype ("Float", "Double", "Half", "BFloat16", "Long")."""
     return torch.empty(0, dtype=dtype).type().split(".")[-1][:-len("Tensor")]
@@ -456,7 +452,8 @@ def _in_float32(run):
     return maybe_in_float32
 
 
-def _layers(mode):
+def _layers(cell):
+    """PyTorch's op ``_VF.<cell.torch.op>`` (a layer call) on numba_rnn's kernels."""
     @_in_float32
     def run(input, *args):
         if isinstance(args[0], torch.Tensor) and args[0].dtype == torch.int64 and args[0].dim() == 1:
@@ -469,10 +466,10 @@ def _layers(mode):
                 raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
         states = tuple(hx) if isinstance(hx, (tuple, list)) else (hx,)
         _check_devices(input, list(states) + list(weights))
-        _check_dtypes(_CLASS[mode], input, list(states) + list(weights))
+        _check_dtypes(cell.torch.class_name, input, list(states) + list(weights))
         per = len(weights) // (num_layers * (2 if bidirectional else 1))
         has_projection = per - 2 - 2 * bool(has_biases) == 1
-        spec = _Spec(mode, num_layers, bidirectional, bool(has_biases),
+        spec = _Spec(cell, num_layers, bidirectional, bool(has_biases),
                      float(dropout) if train else 0.0, packed=packed,
                      has_projection=has_projection)
         x = input.transpose(0, 1) if batch_first and packed is None else input
@@ -483,8 +480,9 @@ def _layers(mode):
     return run
 
 
-def _cell(mode):
-    name = _CLASS[mode] + "Cell"
+def _cell(cell):
+    """PyTorch's op ``_VF.<cell.torch.op>_cell`` (one step) on numba_rnn's kernels."""
+    name = cell.torch.class_name + "Cell"
 
     @_in_float32
     def run(input, hx, w_ih, w_hh, b_ih=None, b_hh=None):
@@ -508,7 +506,7 @@ def _cell(mode):
                                    f"{_type_name(a.dtype)} and {_type_name(b.dtype)}")
         _check_dtypes(name, input, [*states, w_ih, w_hh, b_ih, b_hh])
         weights = [w_ih, w_hh] + ([b_ih, b_hh] if b_ih is not None else [])
-        spec = _Spec(mode, 1, False, b_ih is not None, 0.0)
+        spec = _Spec(cell, 1, False, b_ih is not None, 0.0)
         output, *finals = _Stack.apply(spec, input.unsqueeze(0),
                                        *[s.unsqueeze(0) for s in states], *weights)
         finals = [f.squeeze(0) for f in finals]
@@ -516,10 +514,11 @@ def _cell(mode):
     return run
 
 
-_VF = types.SimpleNamespace(
-    lstm=_layers("lstm"), gru=_layers("gru"), rnn_tanh=_layers("rnn_tanh"),
-    rnn_relu=_layers("rnn_relu"), lstm_cell=_cell("lstm"), gru_cell=_cell("gru"),
-    rnn_tanh_cell=_cell("rnn_tanh"), rnn_relu_cell=_cell("rnn_relu"))
+#: Every registered cell that PyTorch has an op for (Cell.torch), answered: its layer
+#: op and its one-step op.
+_VF = types.SimpleNamespace(**{
+    name: run for cell in cells.CELLS.values() if cell.torch is not None
+    for name, run in ((cell.torch.op, _layers(cell)), (cell.torch.op + "_cell", _cell(cell)))})
 
 _GLOBALS = dict(vars(_torch_rnn), _VF=_VF)
 

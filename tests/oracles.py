@@ -182,3 +182,70 @@ def assert_matches(expected, layer, x, states, upstream, lengths=None):
     for name, leaf in named_leaves(layer, x, states).items():
         assert leaf.grad is not None, f"{name} got no gradient"
         assert_close(leaf.grad, expected[name], layer.dtype, f"d {name}")
+
+
+def per_library(ours, theirs):
+    """An ``fn(lib, *inputs)`` for check_op from two callables, one per library (our
+    module or function, and the same PyTorch one)."""
+    return lambda lib, *inputs: (ours if lib is nr else theirs)(*inputs)
+
+
+def _outputs(out):
+    return list(out) if isinstance(out, (tuple, list)) else [out]
+
+
+def check_op(shapes, fn, low=None, high=None, dtype="float32", rng=None, grads=None,
+             extra=(), name="op"):
+    """Hold ``fn(lib, *inputs, *extra)`` against PyTorch: ``lib`` is ``numba_rnn`` and
+    then ``torch``, ``inputs`` the same values as tensors of each.
+
+    ``shapes``: one entry per input, a shape (values drawn from ``rng``: standard normal,
+    or uniform in [``low``, ``high``] where both are given) or an array (used as it is:
+    float ones cast to ``dtype``, integer and bool ones kept). ``extra``: more arguments
+    after the tensors, to numba_rnn as they are and to PyTorch as tensors where they are
+    arrays (integer targets, say). ``grads``: the numbers of the inputs whose gradients
+    are compared (default: every float input; only those require grad).
+
+    Compares each output's dtype and values (``numba_rnn.testing.assert_close``, the
+    project's one tolerance) and, through a random weighting of the float outputs
+    summed to one scalar, the gradient of every input in ``grads``; a tuple output
+    (``max(dim)``'s values and indices) is compared element by element. Returns
+    ``(ours, theirs, out, expected)``: both lists of inputs and both outputs, for more
+    checks."""
+    torch = import_torch()
+    rng = np.random.default_rng(0) if rng is None else rng
+    arrays = []
+    for entry in shapes:
+        if isinstance(entry, np.ndarray):
+            arrays.append(entry.astype(dtype) if entry.dtype.kind == "f" else entry)
+        elif low is not None and high is not None:
+            arrays.append(rng.uniform(low, high, entry).astype(dtype))
+        else:
+            arrays.append(rng.standard_normal(entry).astype(dtype))
+    if grads is None:
+        grads = [k for k, a in enumerate(arrays) if a.dtype.kind == "f"]
+    ours = [nr.tensor(a, requires_grad=k in grads) for k, a in enumerate(arrays)]
+    theirs = [torch.tensor(a, requires_grad=k in grads) for k, a in enumerate(arrays)]
+    torch_extra = [torch.from_numpy(e) if isinstance(e, np.ndarray) else e for e in extra]
+    out, expected = fn(nr, *ours, *extra), fn(torch, *theirs, *torch_extra)
+    outs, expecteds = _outputs(out), _outputs(expected)
+    assert len(outs) == len(expecteds), f"{name}: {len(outs)} outputs, expected {len(expecteds)}"
+    loss = reference = None
+    for k, (a, b) in enumerate(zip(outs, expecteds)):
+        label = name if len(outs) == 1 else f"{name} output {k}"
+        expected_dtype = to_numpy(b).dtype
+        assert a.dtype == expected_dtype, f"{label}: dtype {a.dtype}, expected {expected_dtype}"
+        assert_close(a, b, dtype if a.dtype.kind == "f" else "float64", f"{label} value")
+        if a.dtype.kind == "f" and grads:
+            weight = np.asarray(rng.standard_normal(tuple(a.shape)), dtype=a.dtype)
+            term = (a * nr.tensor(weight)).sum()
+            expected_term = (b * torch.from_numpy(weight)).sum()
+            loss = term if loss is None else loss + term
+            reference = expected_term if reference is None else reference + expected_term
+    if loss is not None:
+        loss.backward()
+        reference.backward()
+    for k in grads:
+        assert ours[k].grad is not None, f"{name}: input {k} got no gradient"
+        assert_close(ours[k].grad, theirs[k].grad, dtype, f"{name}: d input {k}")
+    return ours, theirs, out, expected

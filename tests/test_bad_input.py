@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import numba_rnn as nr
-from numba_rnn import recurrent
+from numba_rnn import backend
 
 T, B, I, H, L = 3, 2, 4, 5, 2
 
@@ -67,11 +67,12 @@ CONSTRUCTORS += MORE_CONSTRUCTORS
 
 
 def refuse_kernels(monkeypatch):
-    """From here on, any kernel launch from the time loop fails the test."""
+    """From here on, any kernel launch (the time loop's paths launch through backend's)
+    fails the test."""
     def refuse(*args, **kwargs):
         raise AssertionError("a kernel ran before the input was checked")
-    monkeypatch.setattr(recurrent, "launch", refuse)
-    monkeypatch.setattr(recurrent, "launch_grid", refuse)
+    monkeypatch.setattr(backend, "launch", refuse)
+    monkeypatch.setattr(backend, "launch_grid", refuse)
 
 
 def _trained(mode):

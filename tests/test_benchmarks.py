@@ -176,13 +176,14 @@ def test_percentiles():
 
 @pytest.mark.skipif(backend.backend_name() != "simulator", reason="the simulator's run")
 def test_a_case_the_forced_path_cannot_run_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch):
+    from numba_rnn.rnn import plan as planning  # where choose_path and the path read it
     bench = load_bench()
-    real = bench.recurrent.persistent_plan
+    real = planning.persistent_plan
 
     def plan(cell, hidden, dtype, batch=1, *rest):  # the GRU's weights do not fit; the LSTM's do
         return None if cell.name == "gru" else real(cell, hidden, dtype, batch, *rest)
 
-    monkeypatch.setattr(bench.recurrent, "persistent_plan", plan)
+    monkeypatch.setattr(planning, "persistent_plan", plan)
     assert bench.main(["--sets", "small", "--quick", "--path", "persistent", "--no-progress",
                        "--out", str(tmp_path)]) == 0
     records = json.loads((tmp_path / "results.json").read_text())["records"]

@@ -10,7 +10,7 @@ import numba_rnn as nr
 from numba_rnn import backend
 from numba_rnn.nn import functional as F
 from numba_rnn.testing import assert_close
-from oracles import gradcheck, import_torch
+from oracles import check_op, gradcheck, import_torch, per_library
 from test_bad_input import assert_refused
 
 DTYPES = ["float32", "float64"]
@@ -19,24 +19,6 @@ DTYPES = ["float32", "float64"]
 def _torch_module(torch, ours, theirs):
     theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
     return theirs
-
-
-def compare_with_torch(ours_fn, theirs_fn, float_inputs, dtype, rng, extra=()):
-    """Run ``ours_fn(*tensors, *extra)`` and ``theirs_fn(*torch tensors, *extra)`` on the
-    same float inputs; compare the outputs and, through a random weighting of the
-    output, the inputs' gradients. Returns our and PyTorch's inputs for more checks."""
-    torch = import_torch()
-    ours_in = [nr.tensor(a.astype(dtype), requires_grad=True) for a in float_inputs]
-    theirs_in = [torch.tensor(a.astype(dtype), requires_grad=True) for a in float_inputs]
-    ours_out = ours_fn(*ours_in, *extra)
-    theirs_out = theirs_fn(*theirs_in, *[torch.from_numpy(np.asarray(e)) for e in extra])
-    assert_close(ours_out, theirs_out, dtype, "output")
-    weight = rng.standard_normal(ours_out.shape).astype(dtype)
-    (ours_out * weight).sum().backward()
-    (theirs_out * torch.from_numpy(weight)).sum().backward()
-    for k, (a, b) in enumerate(zip(ours_in, theirs_in)):
-        assert_close(a.grad, b.grad, dtype, f"d input {k}")
-    return ours_in, theirs_in
 
 
 def module_cases(torch, dtype):
@@ -61,7 +43,7 @@ def test_module_equals_pytorch(case, dtype, rng):
     torch = import_torch()
     name, ours, theirs, shape = module_cases(torch, dtype)[case]
     theirs = _torch_module(torch, ours, theirs)
-    compare_with_torch(ours, theirs, [rng.standard_normal(shape)], dtype, rng)
+    check_op([shape], per_library(ours, theirs), dtype=dtype, rng=rng)
     for (n, p), (_, q) in zip(ours.named_parameters(), theirs.named_parameters()):
         assert_close(p.grad, q.grad, dtype, n)
 
@@ -102,23 +84,23 @@ def test_linear_initialisation_bounds():
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("shape", [(5, 4), (2, 4, 3), (4,)])
 def test_cross_entropy_equals_pytorch(shape, reduction, rng):
-    torch = import_torch()
     classes = shape[0] if len(shape) == 1 else shape[1]
     target_shape = () if len(shape) == 1 else (shape[0],) + shape[2:]
     target = rng.integers(0, classes, size=target_shape)
     if target.ndim:
         target.ravel()[0] = -100  # one ignored entry
-    compare_with_torch(lambda x, t: F.cross_entropy(x, t, reduction=reduction),
-                       lambda x, t: torch.nn.functional.cross_entropy(x, t, reduction=reduction),
-                       [3 * rng.standard_normal(shape)], "float32", rng, extra=(target,))
+    check_op([3 * rng.standard_normal(shape)],
+             lambda m, x, t: m.nn.functional.cross_entropy(x, t, reduction=reduction),
+             rng=rng, extra=(target,))
 
 
 def test_cross_entropy_ignore_index_and_module(rng):
     torch = import_torch()
     target = np.array([0, 3, 3, 1])
     loss = nr.nn.CrossEntropyLoss(ignore_index=3)
-    compare_with_torch(loss, torch.nn.CrossEntropyLoss(ignore_index=3),
-                       [rng.standard_normal((4, 5))], "float32", rng, extra=(target,))
+    check_op([rng.standard_normal((4, 5))],
+             per_library(loss, torch.nn.CrossEntropyLoss(ignore_index=3)), rng=rng,
+             extra=(target,))
 
 
 def test_cross_entropy_is_stable_for_huge_logits():
@@ -131,18 +113,14 @@ def test_cross_entropy_is_stable_for_huge_logits():
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_mse_loss_equals_pytorch(reduction, rng):
-    torch = import_torch()
-    compare_with_torch(nr.nn.MSELoss(reduction=reduction), torch.nn.MSELoss(reduction=reduction),
-                       [rng.standard_normal((3, 4)), rng.standard_normal((3, 4))], "float32", rng)
+    check_op([rng.standard_normal((3, 4)), rng.standard_normal((3, 4))],
+             lambda m, x, y: m.nn.MSELoss(reduction=reduction)(x, y), rng=rng)
 
 
 def test_log_softmax_and_softmax_equal_pytorch(rng):
-    torch = import_torch()
     x = [rng.standard_normal((3, 4, 2))]
-    compare_with_torch(lambda a: F.log_softmax(a, dim=1),
-                       lambda a: torch.nn.functional.log_softmax(a, dim=1), x, "float32", rng)
-    compare_with_torch(lambda a: F.softmax(a, dim=-1),
-                       lambda a: torch.nn.functional.softmax(a, dim=-1), x, "float32", rng)
+    check_op(x, lambda m, a: m.nn.functional.log_softmax(a, dim=1), rng=rng)
+    check_op(x, lambda m, a: m.nn.functional.softmax(a, dim=-1), rng=rng)
 
 
 # ---------------------------------------------------- finite differences, float64

@@ -11,37 +11,13 @@ import numba_rnn as nr
 from numba_rnn.nn import functional as F
 from numba_rnn.nn import init
 from numba_rnn.testing import assert_close
-from oracles import gradcheck, import_torch
+from oracles import check_op, gradcheck, import_torch, per_library
 
 DTYPES = ["float32", "float64"]
 
 
 def _torch_dtype(torch, dtype):
     return getattr(torch, np.dtype(dtype).name)
-
-
-def run_both(ours_fn, theirs_fn, arrays, dtype, rng, grads=None):
-    """``ours_fn(*tensors)`` and ``theirs_fn(*torch tensors)`` on the same ``arrays``
-    (float ones cast to ``dtype``; integer ones kept); compares the outputs and, through a
-    random weighting of the output, the gradients of the inputs numbered in ``grads``
-    (default: every float input). Returns both lists of inputs and both outputs."""
-    torch = import_torch()
-    arrays = [np.asarray(a) for a in arrays]
-    if grads is None:
-        grads = [k for k, a in enumerate(arrays) if a.dtype.kind == "f"]
-    cast = [a.astype(dtype) if a.dtype.kind == "f" else a for a in arrays]
-    ours = [nr.tensor(a, requires_grad=k in grads) for k, a in enumerate(cast)]
-    theirs = [torch.tensor(a, requires_grad=k in grads) for k, a in enumerate(cast)]
-    out, expected = ours_fn(*ours), theirs_fn(*theirs)
-    assert out.dtype == np.dtype(dtype)
-    assert_close(out, expected, dtype, "output")
-    weight = np.asarray(rng.standard_normal(out.shape), dtype=dtype)
-    (out * nr.tensor(weight)).sum().backward()
-    (expected * torch.from_numpy(weight)).sum().backward()
-    for k in grads:
-        assert ours[k].grad is not None, f"input {k} got no gradient"
-        assert_close(ours[k].grad, theirs[k].grad, dtype, f"d input {k}")
-    return ours, theirs, out, expected
 
 
 def probabilities(rng, shape):
@@ -176,13 +152,11 @@ def test_kaiming_of_zero_elements_warns():
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("dim", [0, 1, -1, 2])
 def test_softmax_and_log_softmax_dims(dim, dtype, rng):
-    torch = import_torch()
     x = rng.standard_normal((3, 4, 2))
-    for ours, theirs in ((F.softmax, torch.nn.functional.softmax),
-                         (F.log_softmax, torch.nn.functional.log_softmax)):
-        run_both(lambda a: ours(a, dim), lambda a: theirs(a, dim), [x], dtype, rng)
-    run_both(nr.nn.Softmax(dim), torch.nn.Softmax(dim), [x], dtype, rng)
-    run_both(nr.nn.LogSoftmax(dim=dim), torch.nn.LogSoftmax(dim=dim), [x], dtype, rng)
+    for op in ("softmax", "log_softmax"):
+        check_op([x], lambda m, a: getattr(m.nn.functional, op)(a, dim), dtype=dtype, rng=rng)
+    check_op([x], lambda m, a: m.nn.Softmax(dim)(a), dtype=dtype, rng=rng)
+    check_op([x], lambda m, a: m.nn.LogSoftmax(dim=dim)(a), dtype=dtype, rng=rng)
 
 
 def test_softmax_dtype_implicit_dim_and_scalar(rng):
@@ -215,14 +189,14 @@ def test_activations_equal_pytorch(dtype, rng):
              (nn.ReLU(inplace=True), tnn.ReLU()), (nn.Identity(3, a=1), tnn.Identity()),
              (nn.Flatten(), tnn.Flatten()), (nn.Flatten(0, 1), tnn.Flatten(0, 1))]
     for ours, theirs in cases:
-        run_both(ours, theirs, x, dtype, rng)
+        check_op(x, per_library(ours, theirs), dtype=dtype, rng=rng)
         if not getattr(ours, "inplace", False):  # PyTorch's in place refuses a leaf
             assert repr(ours) == repr(theirs)
     assert repr(nn.LeakyReLU(0.2, True)) == repr(tnn.LeakyReLU(0.2, True))
     assert repr(nn.ReLU(inplace=True)) == repr(tnn.ReLU(inplace=True))
     big = [np.array([-800.0, -30.0, 0.0, 30.0, 800.0])]
-    run_both(F.sigmoid, torch.sigmoid, big, dtype, rng)
-    run_both(F.softplus, tnn.functional.softplus, big, dtype, rng)
+    check_op(big, lambda m, a: m.nn.functional.sigmoid(a), dtype=dtype, rng=rng)
+    check_op(big, lambda m, a: m.nn.functional.softplus(a), dtype=dtype, rng=rng)
 
 
 def test_flatten_shapes():
@@ -240,67 +214,54 @@ REDUCTIONS = ["mean", "sum", "none"]
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_regression_losses_equal_pytorch(reduction, dtype, rng):
-    torch = import_torch()
-    tf = torch.nn.functional
     x, y = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
     w = rng.uniform(0.5, 2.0, (3, 4))
     for beta in (1.0, 0.5, 0.0):
-        run_both(lambda a, b: F.smooth_l1_loss(a, b, reduction=reduction, beta=beta),
-                 lambda a, b: tf.smooth_l1_loss(a, b, reduction=reduction, beta=beta),
-                 [x, y], dtype, rng)
+        check_op([x, y], lambda m, a, b: m.nn.functional.smooth_l1_loss(
+            a, b, reduction=reduction, beta=beta), dtype=dtype, rng=rng)
     for delta in (1.0, 0.3):
-        run_both(lambda a, b: F.huber_loss(a, b, reduction, delta),
-                 lambda a, b: tf.huber_loss(a, b, reduction, delta), [x, y], dtype, rng)
-        run_both(lambda a, b, c: F.huber_loss(a, b, reduction, delta, weight=c),
-                 lambda a, b, c: tf.huber_loss(a, b, reduction, delta, weight=c),
-                 [x, y, w], dtype, rng)
+        check_op([x, y], lambda m, a, b: m.nn.functional.huber_loss(a, b, reduction, delta),
+                 dtype=dtype, rng=rng)
+        check_op([x, y, w], lambda m, a, b, c: m.nn.functional.huber_loss(
+            a, b, reduction, delta, weight=c), dtype=dtype, rng=rng)
     for name in ("l1_loss", "mse_loss"):
-        ours, theirs = getattr(F, name), getattr(tf, name)
-        run_both(lambda a, b: ours(a, b, reduction=reduction),
-                 lambda a, b: theirs(a, b, reduction=reduction), [x, y], dtype, rng)
-        run_both(lambda a, b, c: ours(a, b, reduction=reduction, weight=c),
-                 lambda a, b, c: theirs(a, b, reduction=reduction, weight=c),
-                 [x, y, w], dtype, rng)
-    nn, tnn = nr.nn, torch.nn
-    for ours, theirs in ((nn.L1Loss(reduction=reduction), tnn.L1Loss(reduction=reduction)),
-                         (nn.SmoothL1Loss(reduction=reduction, beta=0.5),
-                          tnn.SmoothL1Loss(reduction=reduction, beta=0.5)),
-                         (nn.HuberLoss(reduction, 0.5), tnn.HuberLoss(reduction, 0.5)),
-                         (nn.MSELoss(reduction=reduction), tnn.MSELoss(reduction=reduction))):
-        run_both(ours, theirs, [x, y], dtype, rng)
+        check_op([x, y], lambda m, a, b: getattr(m.nn.functional, name)(
+            a, b, reduction=reduction), dtype=dtype, rng=rng)
+        check_op([x, y, w], lambda m, a, b, c: getattr(m.nn.functional, name)(
+            a, b, reduction=reduction, weight=c), dtype=dtype, rng=rng)
+    for module in (lambda nn: nn.L1Loss(reduction=reduction),
+                   lambda nn: nn.SmoothL1Loss(reduction=reduction, beta=0.5),
+                   lambda nn: nn.HuberLoss(reduction, 0.5),
+                   lambda nn: nn.MSELoss(reduction=reduction)):
+        check_op([x, y], lambda m, a, b: module(m.nn)(a, b), dtype=dtype, rng=rng)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_binary_cross_entropy_equals_pytorch(reduction, dtype, rng):
     torch = import_torch()
-    tf = torch.nn.functional
     p, t = probabilities(rng, (3, 4)), probabilities(rng, (3, 4))
     t[0, :2] = (0.0, 1.0)
     w, pw = rng.uniform(0.5, 2.0, (4,)), rng.uniform(0.5, 3.0, (4,))
-    run_both(lambda a, b: F.binary_cross_entropy(a, b, reduction=reduction),
-             lambda a, b: tf.binary_cross_entropy(a, b, reduction=reduction), [p, t], dtype, rng)
-    run_both(lambda a, b: F.binary_cross_entropy(a, b, nr.tensor(w.astype(dtype)),
-                                                 reduction=reduction),
-             lambda a, b: tf.binary_cross_entropy(a, b, torch.tensor(w.astype(dtype)),
-                                                  reduction=reduction), [p, t], dtype, rng)
+
+    def constant(m, value):  # a weight of the library m's, or None
+        return None if value is None else m.tensor(value.astype(dtype))
+
+    check_op([p, t], lambda m, a, b: m.nn.functional.binary_cross_entropy(
+        a, b, reduction=reduction), dtype=dtype, rng=rng)
+    check_op([p, t], lambda m, a, b: m.nn.functional.binary_cross_entropy(
+        a, b, constant(m, w), reduction=reduction), dtype=dtype, rng=rng)
     logits = 4 * rng.standard_normal((3, 4))
     logits[0, 0] = 60.0  # far in the tails: computed stably
     for weight, pos_weight in ((None, None), (w, None), (None, pw), (w, pw)):
-        ours_w, ours_pw, theirs_w, theirs_pw = [
-            None if v is None else make(v.astype(dtype)) for make in (nr.tensor, torch.tensor)
-            for v in (weight, pos_weight)]
-        run_both(lambda a, b: F.binary_cross_entropy_with_logits(
-                     a, b, ours_w, reduction=reduction, pos_weight=ours_pw),
-                 lambda a, b: tf.binary_cross_entropy_with_logits(
-                     a, b, theirs_w, reduction=reduction, pos_weight=theirs_pw),
-                 [logits, t], dtype, rng)
-    run_both(nr.nn.BCELoss(reduction=reduction), torch.nn.BCELoss(reduction=reduction),
-             [p, t], dtype, rng, grads=[0])
-    ours = nr.nn.BCEWithLogitsLoss(reduction=reduction, pos_weight=nr.tensor(pw.astype(dtype)))
-    theirs = torch.nn.BCEWithLogitsLoss(reduction=reduction,
-                                        pos_weight=torch.tensor(pw.astype(dtype)))
-    run_both(ours, theirs, [logits, t], dtype, rng, grads=[0])
+        check_op([logits, t], lambda m, a, b: m.nn.functional.binary_cross_entropy_with_logits(
+            a, b, constant(m, weight), reduction=reduction, pos_weight=constant(m, pos_weight)),
+            dtype=dtype, rng=rng)
+    check_op([p, t], lambda m, a, b: m.nn.BCELoss(reduction=reduction)(a, b), dtype=dtype,
+             rng=rng, grads=[0])
+    ours = nr.nn.BCEWithLogitsLoss(reduction=reduction, pos_weight=constant(nr, pw))
+    theirs = torch.nn.BCEWithLogitsLoss(reduction=reduction, pos_weight=constant(torch, pw))
+    check_op([logits, t], per_library(ours, theirs), dtype=dtype, rng=rng, grads=[0])
     assert list(ours.state_dict()) == list(theirs.state_dict()) == ["pos_weight"]
 
 
@@ -309,39 +270,31 @@ def test_binary_cross_entropy_equals_pytorch(reduction, dtype, rng):
 @pytest.mark.parametrize("shape", [(5, 4), (3, 4, 2), (4,)])
 def test_nll_and_cross_entropy_with_weights_equal_pytorch(shape, reduction, dtype, rng):
     torch = import_torch()
-    tf = torch.nn.functional
     classes = shape[0] if len(shape) == 1 else shape[1]
     target = rng.integers(0, classes, () if len(shape) == 1 else (shape[0],) + shape[2:])
     if target.ndim:
         target.ravel()[0] = -100
     w = rng.uniform(0.5, 2.0, classes).astype(dtype)
     x = 2 * rng.standard_normal(shape)
+    class_dim = 0 if len(shape) == 1 else 1
+
+    def cross_entropy(m, a, t, weight, smoothing):
+        return m.nn.functional.cross_entropy(a, t, None if weight is None else m.tensor(weight),
+                                             reduction=reduction, label_smoothing=smoothing)
+
     for ignore in (-100, 1):
-        ignoring = np.where(target == -100, ignore, target)
-        run_both(lambda a, t: F.nll_loss(F.log_softmax(a, 0 if len(shape) == 1 else 1), t,
-                                         nr.tensor(w), ignore_index=ignore, reduction=reduction),
-                 lambda a, t: tf.nll_loss(tf.log_softmax(a, 0 if len(shape) == 1 else 1), t,
-                                          torch.tensor(w), ignore_index=ignore,
-                                          reduction=reduction),
-                 [x, ignoring], dtype, rng)
+        check_op([x, np.where(target == -100, ignore, target)],
+                 lambda m, a, t: m.nn.functional.nll_loss(
+                     m.nn.functional.log_softmax(a, class_dim), t, m.tensor(w),
+                     ignore_index=ignore, reduction=reduction), dtype=dtype, rng=rng)
     for weight, smoothing in ((w, 0.0), (None, 0.2), (w, 0.3)):
-        ours_w = None if weight is None else nr.tensor(weight)
-        theirs_w = None if weight is None else torch.tensor(weight)
-        run_both(lambda a, t: F.cross_entropy(a, t, ours_w, reduction=reduction,
-                                              label_smoothing=smoothing),
-                 lambda a, t: tf.cross_entropy(a, t, theirs_w, reduction=reduction,
-                                               label_smoothing=smoothing),
-                 [x, target], dtype, rng)
+        check_op([x, target], lambda m, a, t: cross_entropy(m, a, t, weight, smoothing),
+                 dtype=dtype, rng=rng)
     probs = rng.uniform(0, 1, shape)
-    probs /= probs.sum(axis=0 if len(shape) == 1 else 1, keepdims=True)
+    probs /= probs.sum(axis=class_dim, keepdims=True)
     for weight, smoothing in ((None, 0.0), (w, 0.1)):
-        ours_w = None if weight is None else nr.tensor(weight)
-        theirs_w = None if weight is None else torch.tensor(weight)
-        run_both(lambda a, t: F.cross_entropy(a, t, ours_w, reduction=reduction,
-                                              label_smoothing=smoothing),
-                 lambda a, t: tf.cross_entropy(a, t, theirs_w, reduction=reduction,
-                                               label_smoothing=smoothing),
-                 [x, probs], dtype, rng)
+        check_op([x, probs], lambda m, a, t: cross_entropy(m, a, t, weight, smoothing),
+                 dtype=dtype, rng=rng)
     for ours, theirs in ((nr.nn.NLLLoss(nr.tensor(w), reduction=reduction),
                           torch.nn.NLLLoss(torch.tensor(w), reduction=reduction)),
                          (nr.nn.CrossEntropyLoss(nr.tensor(w), ignore_index=2,
@@ -349,7 +302,8 @@ def test_nll_and_cross_entropy_with_weights_equal_pytorch(shape, reduction, dtyp
                           torch.nn.CrossEntropyLoss(torch.tensor(w), ignore_index=2,
                                                     reduction=reduction, label_smoothing=0.1))):
         ignored = ours.ignore_index
-        run_both(ours, theirs, [x, np.where(target == -100, ignored, target)], dtype, rng)
+        check_op([x, np.where(target == -100, ignored, target)], per_library(ours, theirs),
+                 dtype=dtype, rng=rng)
         assert list(ours.state_dict()) == list(theirs.state_dict()) == ["weight"]
 
 
@@ -377,9 +331,11 @@ def test_layer_norm_equals_pytorch(shape, normalized, dtype, rng):
     n = (normalized,) if isinstance(normalized, int) else normalized
     x = 2 + 3 * rng.standard_normal(shape)
     w, b = rng.standard_normal(n), rng.standard_normal(n)
-    run_both(lambda a, c, d: F.layer_norm(a, normalized, c, d, 1e-3),
-             lambda a, c, d: tf.layer_norm(a, n, c, d, 1e-3), [x, w, b], dtype, rng)
-    run_both(lambda a: F.layer_norm(a, normalized), lambda a: tf.layer_norm(a, n), [x], dtype, rng)
+    check_op([x, w, b], per_library(lambda a, c, d: F.layer_norm(a, normalized, c, d, 1e-3),
+                                    lambda a, c, d: tf.layer_norm(a, n, c, d, 1e-3)),
+             dtype=dtype, rng=rng)
+    check_op([x], per_library(lambda a: F.layer_norm(a, normalized),
+                              lambda a: tf.layer_norm(a, n)), dtype=dtype, rng=rng)
     for options in ({}, {"bias": False}, {"elementwise_affine": False}, {"eps": 0.1}):
         ours = nr.nn.LayerNorm(normalized, dtype=dtype, **options)
         theirs = torch.nn.LayerNorm(normalized, dtype=_torch_dtype(torch, dtype), **options)
@@ -389,7 +345,7 @@ def test_layer_norm_equals_pytorch(shape, normalized, dtype, rng):
             for (name, p), (_, q) in zip(ours.named_parameters(), theirs.named_parameters()):
                 p._array[...] = rng.standard_normal(p.shape)
                 q.copy_(torch.from_numpy(p.numpy()))
-        run_both(ours, theirs, [x], dtype, rng)
+        check_op([x], per_library(ours, theirs), dtype=dtype, rng=rng)
         if not options.get("elementwise_affine", True):
             continue
         (ours(x.astype(dtype)) * nr.tensor(x.astype(dtype))).sum().backward()
@@ -420,7 +376,7 @@ def test_batch_norm_training_and_eval_equal_pytorch(shape, options, dtype, rng):
     assert repr(ours) == repr(theirs)
     for step in range(3):
         x = 1.5 + 2 * rng.standard_normal(shape)
-        run_both(ours, theirs, [x], dtype, rng)
+        check_op([x], per_library(ours, theirs), dtype=dtype, rng=rng)
         for (name, p), (_, q) in zip(ours.named_parameters(), theirs.named_parameters()):
             assert_close(p.grad, q.grad, dtype, f"d {name}, step {step}")
             p.grad = q.grad = None
@@ -430,7 +386,7 @@ def test_batch_norm_training_and_eval_equal_pytorch(shape, options, dtype, rng):
         assert ours.num_batches_tracked.item() == 3
         assert ours.num_batches_tracked.dtype == np.int64
     ours.eval(), theirs.eval()
-    run_both(ours, theirs, [rng.standard_normal(shape)], dtype, rng)
+    check_op([rng.standard_normal(shape)], per_library(ours, theirs), dtype=dtype, rng=rng)
     for name, value in theirs.state_dict().items():  # eval leaves the statistics alone
         assert_close(ours.state_dict()[name], value, dtype, name)
 
@@ -438,16 +394,15 @@ def test_batch_norm_training_and_eval_equal_pytorch(shape, options, dtype, rng):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_functional_batch_norm_equals_pytorch(dtype, rng):
     torch = import_torch()
-    tf = torch.nn.functional
     x = rng.standard_normal((4, 3, 2, 2))  # F.batch_norm takes (N, C, *)
     w, b = rng.standard_normal(3), rng.standard_normal(3)
     mean, var = rng.standard_normal(3), rng.uniform(0.5, 2, 3)
     ours_stats = [nr.tensor(s.astype(dtype)) for s in (mean, var)]
     theirs_stats = [torch.tensor(s.astype(dtype)) for s in (mean, var)]
+    stats = {nr: ours_stats, torch: theirs_stats}
     for training in (True, False):
-        run_both(lambda a, c, d: F.batch_norm(a, *ours_stats, c, d, training, 0.3, 1e-3),
-                 lambda a, c, d: tf.batch_norm(a, *theirs_stats, c, d, training, 0.3, 1e-3),
-                 [x, w, b], dtype, rng)
+        check_op([x, w, b], lambda m, a, c, d: m.nn.functional.batch_norm(
+            a, *stats[m], c, d, training, 0.3, 1e-3), dtype=dtype, rng=rng)
         for ours, theirs in zip(ours_stats, theirs_stats):
             assert_close(ours, theirs, dtype, "running statistics")
 

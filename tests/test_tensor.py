@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import numba_rnn as nr
-from numba_rnn.testing import GRADCHECK_MAX_RELATIVE_ERROR, assert_close, relative_error
+from numba_rnn.testing import GRADCHECK_MAX_RELATIVE_ERROR, relative_error
+from oracles import check_op
 
 try:
     import torch
@@ -43,16 +44,11 @@ CASES = [
 ]
 
 
-def _run(fn, arrays, lib):
-    leaves = [lib.tensor(a, requires_grad=True) for a in arrays]
-    out = fn(*leaves)
-    return leaves, out
-
-
 @pytest.mark.parametrize("name,fn,shapes", CASES, ids=[c[0] for c in CASES])
 def test_op_gradients_by_finite_differences(rng, name, fn, shapes, eps=1e-6):
     arrays = [rng.standard_normal(s) for s in shapes]
-    leaves, out = _run(fn, arrays, nr)
+    leaves = [nr.tensor(a, requires_grad=True) for a in arrays]
+    out = fn(*leaves)
     weight = rng.standard_normal(out.shape)
     (out * weight).sum().backward()
     for k, leaf in enumerate(leaves):
@@ -74,16 +70,9 @@ def test_op_gradients_by_finite_differences(rng, name, fn, shapes, eps=1e-6):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name,fn,shapes", CASES, ids=[c[0] for c in CASES])
 def test_op_against_pytorch(rng, name, fn, shapes, dtype):
-    arrays = [rng.standard_normal(s).astype(dtype) for s in shapes]
-    ours, out = _run(fn, arrays, nr)
-    theirs, expected = _run(fn, arrays, torch)
+    out = check_op(shapes, lambda lib, *tensors: fn(*tensors), dtype=dtype, rng=rng,
+                   name=name)[2]
     assert out.dtype == np.dtype(dtype)
-    assert_close(out, expected, dtype, "value")
-    weight = rng.standard_normal(out.shape).astype(dtype)
-    (out * weight).sum().backward()
-    (expected * torch.from_numpy(weight)).sum().backward()
-    for a, b in zip(ours, theirs):
-        assert_close(a.grad, b.grad, dtype, "gradient")
 
 
 def test_gradients_accumulate_until_cleared():

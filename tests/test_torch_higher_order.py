@@ -281,14 +281,15 @@ def test_backward_on_another_thread_runs_the_forward_handoff(monkeypatch):
     choice from what the forward kept."""
     import numba_rnn as nr
     from numba_rnn import recurrent
+    from numba_rnn.rnn.paths import persistent
     used = []
-    real = recurrent._persistent
+    real = persistent._persistent
 
     def spy(kernels, direction, mode):
         used.append((direction, mode))
         return real(kernels, direction, mode)
 
-    monkeypatch.setattr(recurrent, "_persistent", spy)
+    monkeypatch.setattr(persistent, "_persistent", spy)
     with nr.use_backend("simulator"):
         ours = nrt.GRU(2, 3, dtype=D)
         with recurrent.force_path("persistent"), recurrent.use_handoff("flags"):

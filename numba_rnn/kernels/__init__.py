@@ -1,11 +1,6 @@
-"""numba.cuda kernels, one file per cell; ``CELLS`` registers each cell by name."""
-from . import gru, lngru, lnlstm, lstm, rnn
+"""numba.cuda kernels, one file per cell; each cell's file registers its ``Cell`` with
+``cells.register``, and ``CELLS`` (``cells.CELLS``) holds every registered cell by name."""
+from .cells import CELLS, lookup, register, unregister  # noqa: F401
 
-CELLS = {
-    "lstm": lstm.CELL,
-    "gru": gru.CELL,
-    "rnn_tanh": rnn.TANH,
-    "rnn_relu": rnn.RELU,
-    "ln_lstm": lnlstm.CELL,
-    "ln_gru": lngru.CELL,
-}
+# the built-in cells, each registering itself (in this order: CELLS's)
+from . import lstm, gru, rnn, lnlstm, lngru  # noqa: E402,F401,I001  isort: skip

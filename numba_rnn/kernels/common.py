@@ -1,12 +1,13 @@
 """What every cell shares: the cell description the time loop reads, typed constants and
 activations, and zoneout's functions.
 
-A cell is described by a ``Cell``; ``numba_rnn.recurrent`` runs any cell from it and
-never asks which one it is. A cell contributes two functions, written once and compiled
-for a ``target`` (``targets.py``: CUDA device functions, or numba.njit functions for the
-CPU path), the math of one
-hidden unit j of one batch row b at step t, with ``H`` the hidden size, ``G`` the number
-of gates and ``W`` the saved width in units of ``H``::
+A cell is described by a ``Cell`` (its units, its parameter layout, its NumPy reference
+step, its state names; ``kernels/cells.py`` registers it); ``numba_rnn.recurrent``, the
+layers and the PyTorch bridge run any cell from it and never ask which one it is. A
+cell contributes two functions, written once and compiled for a ``target``
+(``targets.py``: CUDA device functions, or numba.njit functions for the CPU path), the
+math of one hidden unit j of one batch row b at step t, with ``H`` the hidden size,
+``G`` the number of gates and ``W`` the saved width in units of ``H``::
 
     forward_unit(t, b, j, H, xg, rec, b_hh, h_seq, c_seq, saved)
         xg (G,)        this unit's input projections gx[t, b, g·H + j], one per gate, of
@@ -48,20 +49,79 @@ import numpy as np
 
 from . import targets
 
-Cell = namedtuple(
-    "Cell",
-    [
-        "name",          # "lstm", "gru", "rnn_tanh", "rnn_relu" (PyTorch's mode names)
-        "num_gates",     # G: gate blocks in W_ih, W_hh rows, in PyTorch's order
-        "num_states",    # S: 2 for (h, c), 1 for h
-        "saved_width",   # W: columns of `saved` per step, in units of H
-        "dgh_differs",   # whether the backward kernel writes a dgh separate from dgx
-        "units",         # units(dtype, target) -> (forward_unit, backward_unit), compiled
-                         # for targets.CUDA or targets.CPU
-        "norm",          # None, or for layer-normalized cells: norm.NormSpec
-    ],
-    defaults=[None],
+#: One parameter of a layer-direction (or of a one-step cell), in the order the layer
+#: registers them and the cell's reference step takes them:
+#:   kind   the name without the layer suffix ("weight_ih"; "weight_ih_l0_reverse")
+#:   field  the recurrent.LayerParams field it fills ("w_ih", "w_hh", "b_ih", "b_hh",
+#:          "w_hr", "gamma_ih", "gamma_hh", "gamma_c", "beta_c")
+#:   shape  its dimensions by name: "gates" (G·H), "hidden" (H), "input" (the layer's
+#:          input width), "state" (h's width: proj_size where set, else H), "proj"
+#:   init   "uniform" (U(-1/sqrt(H), 1/sqrt(H)), PyTorch's), "ones", "zeros", or a
+#:          function (shape, dtype, hidden, options) -> array, options being the cell's
+#:          options (Cell.options) as the layer was given them
+#:   when   None (always), "bias" (only with bias=True) or "projection" (only with
+#:          proj_size > 0)
+Param = namedtuple("Param", ["kind", "field", "shape", "init", "when"],
+                   defaults=["uniform", None])
+
+#: The parameters of a cell whose pre-activations are x·W_ihᵀ + b_ih and h·W_hhᵀ + b_hh
+#: (PyTorch's recurrent layers'; LSTM adds PROJECTION).
+GEMM_PARAMETERS = (
+    Param("weight_ih", "w_ih", ("gates", "input")),
+    Param("weight_hh", "w_hh", ("gates", "state")),
+    Param("bias_ih", "b_ih", ("gates",), when="bias"),
+    Param("bias_hh", "b_hh", ("gates",), when="bias"),
 )
+#: LSTM's projection h_t = m_t·W_hrᵀ (proj_size).
+PROJECTION = Param("weight_hr", "w_hr", ("proj", "hidden"), when="projection")
+
+#: How the PyTorch bridge (numba_rnn.torch) answers a cell that PyTorch has: op is the
+#: name of PyTorch's recurrent op (torch._VF.<op>, <op>_cell), class_name the torch.nn
+#: class that its messages name.
+TorchOp = namedtuple("TorchOp", ["op", "class_name"])
+
+_FIELDS = (
+    "name",          # the registered name: "lstm", "gru", "rnn_tanh", ... (PyTorch's
+                     # mode names for the built-in cells)
+    "num_gates",     # G: gate blocks in W_ih, W_hh rows, in PyTorch's order
+    "num_states",    # S: 2 for (h, c), 1 for h
+    "saved_width",   # W: columns of `saved` per step, in units of H
+    "dgh_differs",   # whether the backward kernel writes a dgh separate from dgx
+    "units",         # units(dtype, target) -> (forward_unit, backward_unit), compiled
+                     # for targets.CUDA or targets.CPU
+    "norm",          # None, or for layer-normalized cells: norm.NormSpec
+    "parameters",    # the layer's parameters: a tuple of Param
+    "reference",     # None, or (forward_step, backward_step): the NumPy float64 step
+                     # that reference.py runs (its contract is reference.py's)
+    "state_names",   # the states' names, h first: ("h", "c"); the modules call the
+                     # initial ones h_0, c_0
+    "options",       # ((name, default), ...): numeric options the layers take for
+                     # this cell (checked finite reals) and hand to Param inits
+    "torch",         # None, or a TorchOp: the PyTorch op this cell answers
+)
+
+
+class Cell(namedtuple("Cell", _FIELDS, defaults=[None, GEMM_PARAMETERS, None, None, (),
+                                                 None])):
+    """Everything about a cell: what the time loop, the kernels, the layers, the NumPy
+    reference and the PyTorch bridge need of it. Register one with
+    ``kernels.cells.register``; nothing outside the cell's own file names it."""
+
+    __slots__ = ()
+
+    def __new__(cls, name, num_gates, num_states, saved_width, dgh_differs, units,
+                norm=None, parameters=GEMM_PARAMETERS, reference=None, state_names=None,
+                options=(), torch=None):
+        if state_names is None:
+            state_names = ("h", "c")[:num_states]
+        return super().__new__(cls, name, num_gates, num_states, saved_width, dgh_differs,
+                               units, norm, tuple(parameters), reference,
+                               tuple(state_names), tuple(options), torch)
+
+    @property
+    def has_projection(self):
+        """Whether a layer of this cell takes proj_size."""
+        return any(p.when == "projection" for p in self.parameters)
 
 
 @functools.lru_cache(maxsize=None)

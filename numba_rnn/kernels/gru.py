@@ -16,8 +16,11 @@ Backward, with dh the gradient reaching the new h_t (the kernel sums it):
 """
 import functools
 
+import numpy as np
+
 from . import targets
-from .common import Cell, activations
+from .cells import Cell, TorchOp, register, sigmoid
+from .common import activations
 
 
 @functools.lru_cache(maxsize=None)
@@ -61,5 +64,30 @@ def units(dtype, target):
     return gru_forward_unit, gru_backward_unit
 
 
-CELL = Cell(name="gru", num_gates=3, num_states=1, saved_width=4, dgh_differs=True,
-            units=units)
+# ------------------------------------------------ NumPy reference (reference.py's oracle)
+def gru_forward_step(x, states, params):
+    (h_prev,) = states
+    w_ih, w_hh, b_ih, b_hh = params
+    gx_r, gx_z, gx_n = np.split(x @ w_ih.T + b_ih, 3, axis=1)
+    gh_r, gh_z, gh_n = np.split(h_prev @ w_hh.T + b_hh, 3, axis=1)
+    r, z = sigmoid(gx_r + gh_r), sigmoid(gx_z + gh_z)
+    n = np.tanh(gx_n + r * gh_n)
+    h = (1 - z) * n + z * h_prev
+    return (h,), (x, h_prev, r, z, n, gh_n, params)
+
+
+def gru_backward_step(dstates, cache):
+    (dh,) = dstates
+    x, h_prev, r, z, n, gh_n, (w_ih, w_hh, _, _) = cache
+    da_n = dh * (1 - z) * (1 - n**2)
+    da_r = da_n * gh_n * r * (1 - r)
+    da_z = dh * (h_prev - n) * z * (1 - z)
+    dgx = np.concatenate([da_r, da_z, da_n], axis=1)
+    dgh = np.concatenate([da_r, da_z, da_n * r], axis=1)
+    dparams = (dgx.T @ x, dgh.T @ h_prev, dgx.sum(0), dgh.sum(0))
+    return dgx @ w_ih, (dh * z + dgh @ w_hh,), dparams
+
+
+CELL = register(Cell(name="gru", num_gates=3, num_states=1, saved_width=4, dgh_differs=True,
+                     units=units, reference=(gru_forward_step, gru_backward_step),
+                     torch=TorchOp("gru", "GRU")))

@@ -22,8 +22,12 @@ dgx[t] = da: both normalized projections and b enter a the same way.
 """
 import functools
 
+import numpy as np
+
 from . import lstm, targets
-from .common import Cell, activations
+from .cells import (Cell, Param, layer_norm_backward, layer_norm_forward, register,
+                    sigmoid)
+from .common import activations
 from .norm import NormSpec, NormUnits
 
 
@@ -71,5 +75,67 @@ def units(dtype, target):
     return NormUnits(forward_unit, backward_unit, finish_unit, prep_unit, state_grad_unit)
 
 
-CELL = Cell(name="ln_lstm", num_gates=4, num_states=2, saved_width=6, dgh_differs=False,
-            units=units, norm=NormSpec(state_norm=True))
+# ------------------------------------------------ NumPy reference (reference.py's oracle)
+def ln_lstm_forward_step(x, states, params):
+    """Layer-normalised LSTM; params = (w_ih (4H,I), w_hh (4H,H), b (4H,), gamma_ih (4H,),
+    gamma_hh (4H,), gamma_c (H,), beta_c (H,)):
+    a = LN(x·W_ihᵀ; γ_ih) + LN(h·W_hhᵀ; γ_hh) + b, c' = f⊙c + i⊙g,
+    h' = o⊙tanh(LN(c'; γ_c, β_c))."""
+    h_prev, c_prev = states
+    w_ih, w_hh, b, gamma_ih, gamma_hh, gamma_c, beta_c = params
+    ln_x, ln_x_cache = layer_norm_forward(x @ w_ih.T, gamma_ih)
+    ln_h, ln_h_cache = layer_norm_forward(h_prev @ w_hh.T, gamma_hh)
+    a = ln_x + ln_h + b
+    a_i, a_f, a_g, a_o = np.split(a, 4, axis=1)
+    i, f, g, o = sigmoid(a_i), sigmoid(a_f), np.tanh(a_g), sigmoid(a_o)
+    c = f * c_prev + i * g
+    ln_c, ln_c_cache = layer_norm_forward(c, gamma_c, beta_c)
+    tanh_c = np.tanh(ln_c)
+    h = o * tanh_c
+    return (h, c), (x, h_prev, c_prev, i, f, g, o, tanh_c, ln_x_cache, ln_h_cache,
+                    ln_c_cache, params)
+
+
+def ln_lstm_backward_step(dstates, cache):
+    dh, dc = dstates
+    (x, h_prev, c_prev, i, f, g, o, tanh_c, ln_x_cache, ln_h_cache, ln_c_cache,
+     params) = cache
+    w_ih, w_hh = params[:2]
+    dc_ln, dgamma_c, dbeta_c = layer_norm_backward(dh * o * (1 - tanh_c**2), ln_c_cache)
+    dc = dc + dc_ln
+    da = np.concatenate(
+        [dc * g * i * (1 - i), dc * c_prev * f * (1 - f), dc * i * (1 - g**2),
+         dh * tanh_c * o * (1 - o)],
+        axis=1,
+    )
+    dpx, dgamma_ih, _ = layer_norm_backward(da, ln_x_cache)
+    dph, dgamma_hh, _ = layer_norm_backward(da, ln_h_cache)
+    dparams = (dpx.T @ x, dph.T @ h_prev, da.sum(0), dgamma_ih, dgamma_hh, dgamma_c,
+               dbeta_c)
+    return dpx @ w_ih, (dph @ w_hh, dc * f), dparams
+
+
+def forget_bias(shape, dtype, hidden, options):
+    """The one bias: ``forget_bias`` on the forget gate, zeros elsewhere."""
+    value = np.zeros(shape, dtype=dtype)
+    value[hidden:2 * hidden] = options["forget_bias"]
+    return value
+
+
+#: weight_ih, weight_hh, one bias (entering with the input projection), the gains of the
+#: two projections' LNs (ones) and of c_t's LN (gain ones, shift zeros)
+PARAMETERS = (
+    Param("weight_ih", "w_ih", ("gates", "input")),
+    Param("weight_hh", "w_hh", ("gates", "state")),
+    Param("bias", "b_ih", ("gates",), forget_bias, when="bias"),
+    Param("gamma_ih", "gamma_ih", ("gates",), "ones"),
+    Param("gamma_hh", "gamma_hh", ("gates",), "ones"),
+    Param("gamma_c", "gamma_c", ("hidden",), "ones"),
+    Param("beta_c", "beta_c", ("hidden",), "zeros"),
+)
+
+CELL = register(Cell(name="ln_lstm", num_gates=4, num_states=2, saved_width=6,
+                     dgh_differs=False, units=units, norm=NormSpec(state_norm=True),
+                     parameters=PARAMETERS,
+                     reference=(ln_lstm_forward_step, ln_lstm_backward_step),
+                     options=(("forget_bias", 1.0),)))

@@ -19,8 +19,11 @@ dgx[t] = dgh[t] = da: the input and recurrent projections enter a the same way.
 """
 import functools
 
+import numpy as np
+
 from . import targets
-from .common import Cell, activations
+from .cells import GEMM_PARAMETERS, PROJECTION, Cell, TorchOp, register, sigmoid
+from .common import activations
 
 
 @functools.lru_cache(maxsize=None)
@@ -81,5 +84,41 @@ def units(dtype, target):
     return lstm_forward_unit, lstm_backward_unit
 
 
-CELL = Cell(name="lstm", num_gates=4, num_states=2, saved_width=4, dgh_differs=False,
-            units=units)
+# ------------------------------------------------ NumPy reference (reference.py's oracle)
+def lstm_forward_step(x, states, params):
+    h_prev, c_prev = states
+    w_ih, w_hh, b_ih, b_hh = params[:4]
+    w_hr = params[4] if len(params) > 4 else None
+    a = x @ w_ih.T + b_ih + h_prev @ w_hh.T + b_hh
+    a_i, a_f, a_g, a_o = np.split(a, 4, axis=1)
+    i, f, g, o = sigmoid(a_i), sigmoid(a_f), np.tanh(a_g), sigmoid(a_o)
+    c = f * c_prev + i * g
+    m = o * np.tanh(c)
+    h = m if w_hr is None else m @ w_hr.T
+    return (h, c), (x, h_prev, c_prev, c, i, f, g, o, m, params)
+
+
+def lstm_backward_step(dstates, cache):
+    dh, dc = dstates
+    x, h_prev, c_prev, c, i, f, g, o, m, params = cache
+    w_ih, w_hh = params[:2]
+    dparams_hr = ()
+    if len(params) > 4:  # h = m·W_hrᵀ
+        dparams_hr = (dh.T @ m,)
+        dh = dh @ params[4]
+    tanh_c = np.tanh(c)
+    dc = dc + dh * o * (1 - tanh_c**2)
+    da = np.concatenate(
+        [dc * g * i * (1 - i), dc * c_prev * f * (1 - f), dc * i * (1 - g**2),
+         dh * tanh_c * o * (1 - o)],
+        axis=1,
+    )
+    dparams = (da.T @ x, da.T @ h_prev, da.sum(0), da.sum(0)) + dparams_hr
+    return da @ w_ih, (da @ w_hh, dc * f), dparams
+
+
+CELL = register(Cell(name="lstm", num_gates=4, num_states=2, saved_width=4,
+                     dgh_differs=False, units=units,
+                     parameters=GEMM_PARAMETERS + (PROJECTION,),
+                     reference=(lstm_forward_step, lstm_backward_step),
+                     state_names=("h", "c"), torch=TorchOp("lstm", "LSTM")))

@@ -12,8 +12,11 @@ Backward, with dh the gradient reaching the new h_t (the kernel sums it):
 """
 import functools
 
+import numpy as np
+
 from . import targets
-from .common import Cell, activations
+from .cells import Cell, TorchOp, register
+from .common import activations
 
 
 @functools.lru_cache(maxsize=None)
@@ -47,7 +50,36 @@ def units(dtype, target, relu):
     return rnn_forward_unit, rnn_backward_unit
 
 
-TANH = Cell(name="rnn_tanh", num_gates=1, num_states=1, saved_width=1, dgh_differs=False,
-            units=functools.partial(units, relu=False))
-RELU = Cell(name="rnn_relu", num_gates=1, num_states=1, saved_width=1, dgh_differs=False,
-            units=functools.partial(units, relu=True))
+# ------------------------------------------------ NumPy reference (reference.py's oracle)
+def _rnn_forward_step(activation):
+    def forward(x, states, params):
+        (h_prev,) = states
+        w_ih, w_hh, b_ih, b_hh = params
+        a = x @ w_ih.T + b_ih + h_prev @ w_hh.T + b_hh
+        return (activation(a),), (x, h_prev, a, params)
+    return forward
+
+
+def _rnn_backward_step(derivative):
+    def backward(dstates, cache):
+        (dh,) = dstates
+        x, h_prev, a, (w_ih, w_hh, _, _) = cache
+        da = dh * derivative(a)
+        return da @ w_ih, (da @ w_hh,), (da.T @ x, da.T @ h_prev, da.sum(0), da.sum(0))
+    return backward
+
+
+rnn_tanh_forward_step = _rnn_forward_step(np.tanh)
+rnn_tanh_backward_step = _rnn_backward_step(lambda a: 1 - np.tanh(a) ** 2)
+rnn_relu_forward_step = _rnn_forward_step(lambda a: np.maximum(a, 0.0))
+rnn_relu_backward_step = _rnn_backward_step(lambda a: (a > 0).astype(np.float64))
+
+
+TANH = register(Cell(name="rnn_tanh", num_gates=1, num_states=1, saved_width=1,
+                     dgh_differs=False, units=functools.partial(units, relu=False),
+                     reference=(rnn_tanh_forward_step, rnn_tanh_backward_step),
+                     torch=TorchOp("rnn_tanh", "RNN")))
+RELU = register(Cell(name="rnn_relu", num_gates=1, num_states=1, saved_width=1,
+                     dgh_differs=False, units=functools.partial(units, relu=True),
+                     reference=(rnn_relu_forward_step, rnn_relu_backward_step),
+                     torch=TorchOp("rnn_relu", "RNN")))

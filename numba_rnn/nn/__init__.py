@@ -4,8 +4,9 @@ from .layers import *  # noqa: F401,F403  (layers.__all__ lists them)
 from .layers import __all__ as _layers
 from .module import Module, ModuleDict, ModuleList, Parameter
 from .rnn import (GRU, LSTM, RNN, GRUCell, LayerNormGRU, LayerNormGRUCell, LayerNormLSTM,
-                  LayerNormLSTMCell, LSTMCell, RNNCell)
+                  LayerNormLSTMCell, LSTMCell, RecurrentCell, RecurrentLayer, RNNCell)
 
 __all__ = ["Module", "Parameter", "ModuleList", "ModuleDict", "LSTM", "GRU", "RNN",
            "LSTMCell", "GRUCell", "RNNCell", "LayerNormLSTM", "LayerNormGRU",
-           "LayerNormLSTMCell", "LayerNormGRUCell", "functional", "init", "utils"] + list(_layers)
+           "LayerNormLSTMCell", "LayerNormGRUCell", "RecurrentLayer", "RecurrentCell",
+           "functional", "init", "utils"] + list(_layers)

@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import backend
 from ..backend import xp
+from ..ops.convert import state_array as _as_array
 from ..tensor import Tensor, _check_device, _to_arguments, dtype_of
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
@@ -484,13 +485,3 @@ class _HookHandle:
 
     def __exit__(self, *exc):
         self.remove()
-
-
-def _as_array(value):
-    if isinstance(value, Tensor):
-        return value._array
-    if backend.is_device_array(value):
-        return value
-    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor
-        value = value.detach().cpu()
-    return np.asarray(value)

@@ -7,12 +7,13 @@ outputs are the output sequence and the final states. A cell is a one-step, one-
 of the same machinery.
 """
 import math
+import re
 
 import numpy as np
 
 from .. import backend, random, recurrent
 from ..backend import xp
-from ..kernels import CELLS
+from ..kernels import cells
 from ..tensor import Tensor, _to_storage, _wrap, record_multi
 from .checks import (check_bool, check_choice, check_dtype, check_int, check_probability,
                      check_real)
@@ -20,43 +21,29 @@ from .module import Module, Parameter
 from .utils import rnn as _packing
 from .utils.rnn import PackedSequence
 
-_STATE_NAMES = ("h_0", "c_0")
-
-
 class EmptySequenceError(ValueError, RuntimeError):
     """A sequence of length 0: bad input (ValueError) that PyTorch refuses with a
     RuntimeError."""
 
 #: Options beyond torch.nn's, with the values that mean "off" (also what a module saved
-#: whole before they existed gets when loaded).
+#: whole before they existed gets when loaded); ``forget_bias`` is None for every layer
+#: whose cell has no such option (Cell.options), as it always was.
 _OPTION_DEFAULTS = {"zoneout": 0.0, "weight_dropout": 0.0, "forget_bias": None}
-
-#: The recurrent.LayerParams field of each kind of parameter (a layer-normalized LSTM's
-#: one ``bias`` enters with the input projection).
-_FIELD_OF_KIND = {"weight_ih": "w_ih", "weight_hh": "w_hh", "bias_ih": "b_ih",
-                  "bias_hh": "b_hh", "bias": "b_ih", "weight_hr": "w_hr",
-                  "gamma_ih": "gamma_ih", "gamma_hh": "gamma_hh", "gamma_c": "gamma_c",
-                  "beta_c": "beta_c"}
 
 
 def _kind(name):
     """"weight_ih" from "weight_ih_l1_reverse" (or from a cell's "weight_ih")."""
-    return name.split("_l")[0]
-
-
-def _check_mode(mode, nonlinearity):
-    if mode != "rnn":
-        return mode
-    check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
-    return "rnn_" + nonlinearity
+    return re.sub(r"_l\d+(_reverse)?$", "", name)
 
 
 class _Recurrent(Module):
-    """What layers and cells share: parameters, argument checks and the recorded call."""
+    """What layers and cells share: parameters, argument checks and the recorded call.
+    Everything about the cell comes from its ``Cell`` (kernels/cells.py): this code
+    asks no cell's name."""
 
-    def _init_common(self, mode, input_size, hidden_size, bias, dtype):
-        self.mode = mode
-        self._cell = CELLS[mode]
+    def _init_common(self, cell, input_size, hidden_size, bias, dtype):
+        self._cell = cells.lookup(cell)
+        self.mode = self._cell.name
         self.input_size = check_int("input_size", input_size, 1)
         self.hidden_size = check_int("hidden_size", hidden_size, 1)
         # the flag, kept apart too: a layer-normalized LSTM cell's parameter ``bias``
@@ -66,12 +53,32 @@ class _Recurrent(Module):
         for name, default in _OPTION_DEFAULTS.items():
             setattr(self, name, default)
 
-    def _init_forget_bias(self, forget_bias):
-        """A layer-normalized LSTM's forget_bias: a finite real number."""
-        if self.mode == "ln_lstm":
-            self.forget_bias = check_real("forget_bias", forget_bias)
-            if not math.isfinite(self.forget_bias):
-                raise ValueError(f"forget_bias: expected a finite number, got {forget_bias}")
+    def _init_options(self, options):
+        """The cell's own options (Cell.options; a layer-normalized LSTM's forget_bias):
+        finite real numbers, their defaults where not given."""
+        known = dict(self._cell.options)
+        for name in options:
+            if name not in known:
+                raise TypeError(f"{name}: not an option of the {self.mode} cell (its "
+                                f"options: {', '.join(known) or 'none'})")
+        for name, default in known.items():
+            given = options.get(name, default)
+            value = check_real(name, given)
+            if not math.isfinite(value):
+                raise ValueError(f"{name}: expected a finite number, got {given}")
+            setattr(self, name, value)
+
+    def _cell_options(self):
+        return {name: getattr(self, name) for name, _ in self._cell.options}
+
+    def _options_repr(self, names):
+        """", name=value" for each of the cell's options away from its default, where a
+        parameter that takes options (a function init) is among ``names``."""
+        fed = {p.kind for p in self._cell.parameters if callable(p.init)}
+        if not any(_kind(name) in fed for name in names):
+            return ""
+        return "".join(f", {name}={getattr(self, name)}" for name, default in self._cell.options
+                       if getattr(self, name) != default)
 
     def __getstate__(self):
         # the cell's kernels are code, not state: rebuilt from ``mode`` (nr.save of a
@@ -87,50 +94,46 @@ class _Recurrent(Module):
         if "_has_bias" not in state:
             state["_has_bias"] = bool(state.get("bias", True))
         self.__dict__.update(state)
-        self.__dict__["_cell"] = CELLS[self.__dict__["mode"]]
+        self.__dict__["_cell"] = cells.lookup(self.__dict__["mode"])
 
     def _make_parameters(self, suffix, layer_input, state_size, proj_size):
-        """Registers one layer-direction's parameters, in PyTorch's order and
-        initialisation U(-1/sqrt(H), 1/sqrt(H)) (a layer-normalized cell's gains ones,
-        its shift zeros, a layer-normalized LSTM's bias ``forget_bias`` on the forget
-        gate and zeros elsewhere); returns their names."""
+        """Registers one layer-direction's parameters, as the cell's layout
+        (Cell.parameters) gives them: in its order, with its shapes and initial values
+        (U(-1/sqrt(H), 1/sqrt(H)) for "uniform", PyTorch's); returns their names."""
         hidden = self.hidden_size
-        gates = self._cell.num_gates * hidden
+        sizes = {"gates": self._cell.num_gates * hidden, "hidden": hidden,
+                 "input": layer_input, "state": state_size, "proj": proj_size}
         bound = 1.0 / math.sqrt(hidden)
-
-        def uniform(shape):
-            return random.uniform(-bound, bound, shape, self.dtype)
-
-        shapes = [("weight_ih", (gates, layer_input), uniform),
-                  ("weight_hh", (gates, state_size), uniform)]
-        if self._has_bias and self.mode == "ln_lstm":
-            def forget_bias(shape):
-                value = np.zeros(shape, dtype=self.dtype)
-                value[hidden:2 * hidden] = self.forget_bias
-                return value
-            shapes += [("bias", (gates,), forget_bias)]
-        elif self._has_bias:
-            shapes += [("bias_ih", (gates,), uniform), ("bias_hh", (gates,), uniform)]
-        if proj_size:
-            shapes += [("weight_hr", (proj_size, hidden), uniform)]
-        if self._cell.norm is not None:
-            def ones(shape):
-                return np.ones(shape, dtype=self.dtype)
-            shapes += [("gamma_ih", (gates,), ones), ("gamma_hh", (gates,), ones)]
-            if self._cell.norm.state_norm:
-                shapes += [("gamma_c", (hidden,), ones),
-                           ("beta_c", (hidden,), lambda shape: np.zeros(shape, self.dtype))]
+        initials = {
+            "uniform": lambda shape: random.uniform(-bound, bound, shape, self.dtype),
+            "ones": lambda shape: np.ones(shape, dtype=self.dtype),
+            "zeros": lambda shape: np.zeros(shape, dtype=self.dtype),
+        }
+        present = {None: True, "bias": self._has_bias, "projection": bool(proj_size)}
         names = []
-        for kind, shape, initial in shapes:
-            name = kind + suffix
-            setattr(self, name, Parameter(initial(shape)))
+        for param in self._cell.parameters:
+            if not present[param.when]:
+                continue
+            shape = tuple(sizes[d] for d in param.shape)
+            if callable(param.init):
+                value = np.asarray(param.init(shape, self.dtype, hidden, self._cell_options()),
+                                   dtype=self.dtype)
+            else:
+                value = initials[param.init](shape)
+            name = param.kind + suffix
+            setattr(self, name, Parameter(value))
             names.append(name)
         return names
+
+    def _field(self, name):
+        """The recurrent.LayerParams field of the parameter ``name``."""
+        kind = _kind(name)
+        return next(p.field for p in self._cell.parameters if p.kind == kind)
 
     def _layer_params(self, names):
         """recurrent.LayerParams for the parameters ``names`` (zero biases where there
         are none)."""
-        values = {_FIELD_OF_KIND[_kind(name)]: getattr(self, name)._array for name in names}
+        values = {self._field(name): getattr(self, name)._array for name in names}
         zeros = None
         for field in ("b_ih", "b_hh"):
             if field not in values:
@@ -156,7 +159,7 @@ class _Recurrent(Module):
 
     def _check_states(self, hx, expected_shapes, what):
         """The initial states as Tensors of ``expected_shapes`` (one per state), or None."""
-        names = _STATE_NAMES[: self._cell.num_states]
+        names = [state + "_0" for state in self._cell.state_names]
         if hx is None:
             return None
         if len(names) > 1:
@@ -217,8 +220,7 @@ class _Recurrent(Module):
                 result += [state_from(d) for d in dstates0]
             for directions, grad_dirs in zip(layer_names, dlayers):
                 for names, layer_grads in zip(directions, grad_dirs):
-                    result += [getattr(layer_grads, _FIELD_OF_KIND[_kind(name)])
-                               for name in names]
+                    result += [getattr(layer_grads, self._field(name)) for name in names]
             return result
 
         inputs = [x, *(states or []), *params]
@@ -227,19 +229,19 @@ class _Recurrent(Module):
 
 
 class RNNBase(_Recurrent):
-    """The machinery that LSTM, GRU and RNN share: options, parameters, checks, the call."""
+    """The machinery that every recurrent layer shares: options, parameters, checks, the
+    call. ``mode``: a registered cell's name or a Cell (kernels/cells.py); ``options``:
+    the cell's own (Cell.options)."""
 
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, proj_size=0,
-                 dtype="float32", nonlinearity="tanh", zoneout=0.0, weight_dropout=0.0,
-                 forget_bias=None):
+                 dtype="float32", zoneout=0.0, weight_dropout=0.0, **options):
         super().__init__()
-        self._init_common(_check_mode(mode, nonlinearity), input_size, hidden_size, bias,
-                          dtype)
-        self.nonlinearity = nonlinearity if mode == "rnn" else None
+        self._init_common(mode, input_size, hidden_size, bias, dtype)
+        self.nonlinearity = None
         self.zoneout = check_probability("zoneout", zoneout)
         self.weight_dropout = check_probability("weight_dropout", weight_dropout)
-        self._init_forget_bias(forget_bias)
+        self._init_options(options)
         self.num_layers = check_int("num_layers", num_layers, 1)
         self.batch_first = check_bool("batch_first", batch_first)
         self.bidirectional = check_bool("bidirectional", bidirectional)
@@ -250,8 +252,9 @@ class RNNBase(_Recurrent):
                 f"proj_size: expected a value smaller than hidden_size ({self.hidden_size}), "
                 f"got {self.proj_size}"
             )
-        if self.proj_size and mode != "lstm":
-            raise ValueError(f"proj_size: only LSTM supports a projection, got {self.proj_size}")
+        if self.proj_size and not self._cell.has_projection:
+            raise ValueError(f"proj_size: only LSTM supports a projection (the "
+                             f"{self.mode} cell has none), got {self.proj_size}")
         if self.proj_size and self.zoneout:
             raise ValueError(f"zoneout: not supported with proj_size (the projected state "
                              f"is not zoned out); got zoneout={self.zoneout} with "
@@ -275,11 +278,10 @@ class RNNBase(_Recurrent):
         text = f"{self.input_size}, {self.hidden_size}"
         for name, default in (("num_layers", 1), ("bias", True), ("batch_first", False),
                               ("dropout", 0.0), ("bidirectional", False), ("proj_size", 0),
-                              ("forget_bias", None), ("zoneout", 0.0),
-                              ("weight_dropout", 0.0)):
-            if name == "forget_bias" and (self.forget_bias == 1.0 or not self._has_bias):
-                continue  # LayerNormLSTM's default, or no bias to put it in
-            if getattr(self, name) != default:
+                              (None, None), ("zoneout", 0.0), ("weight_dropout", 0.0)):
+            if name is None:  # the cell's options, where a parameter takes them
+                text += self._options_repr(self._layer_names[0][0])
+            elif getattr(self, name) != default:
                 text += f", {name}={getattr(self, name)}"
         if self.nonlinearity not in (None, "tanh"):
             text += f", nonlinearity={self.nonlinearity!r}"
@@ -430,9 +432,11 @@ class RNN(RNNBase):
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, dtype="float32",
                  zoneout=0.0, weight_dropout=0.0):
-        super().__init__("rnn", input_size, hidden_size, num_layers, bias, batch_first,
-                         dropout, bidirectional, 0, dtype, nonlinearity, zoneout=zoneout,
+        check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
+        super().__init__("rnn_" + nonlinearity, input_size, hidden_size, num_layers, bias,
+                         batch_first, dropout, bidirectional, 0, dtype, zoneout=zoneout,
                          weight_dropout=weight_dropout)
+        self.nonlinearity = nonlinearity
 
 
 class LayerNormLSTM(RNNBase):
@@ -473,23 +477,22 @@ class LayerNormGRU(RNNBase):
 
 
 class RNNCellBase(_Recurrent):
-    """One step of one layer: ``h_1 = cell(input, h_0)`` on the layers' kernels."""
+    """One step of one layer: ``h_1 = cell(input, h_0)`` on the layers' kernels.
+    ``mode``: a registered cell's name or a Cell; ``options``: the cell's own."""
 
     def __init__(self, mode, input_size, hidden_size, bias=True, dtype="float32",
-                 nonlinearity="tanh", forget_bias=None):
+                 **options):
         super().__init__()
-        self._init_common(_check_mode(mode, nonlinearity), input_size, hidden_size, bias,
-                          dtype)
-        self.nonlinearity = nonlinearity if mode == "rnn" else None
-        self._init_forget_bias(forget_bias)
+        self._init_common(mode, input_size, hidden_size, bias, dtype)
+        self.nonlinearity = None
+        self._init_options(options)
         self._names = self._make_parameters("", input_size, self.hidden_size, 0)
 
     def extra_repr(self):
         text = f"{self.input_size}, {self.hidden_size}"
         if not self._has_bias:
             text += ", bias=False"
-        if self.forget_bias not in (None, 1.0) and self._has_bias:
-            text += f", forget_bias={self.forget_bias}"
+        text += self._options_repr(self._names)
         if self.nonlinearity not in (None, "tanh"):
             text += f", nonlinearity={self.nonlinearity!r}"
         return text
@@ -549,7 +552,9 @@ class RNNCell(RNNCellBase):
 
     def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh",
                  dtype="float32"):
-        super().__init__("rnn", input_size, hidden_size, bias, dtype, nonlinearity)
+        check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
+        super().__init__("rnn_" + nonlinearity, input_size, hidden_size, bias, dtype)
+        self.nonlinearity = nonlinearity
 
 
 class LayerNormLSTMCell(RNNCellBase):
@@ -568,3 +573,29 @@ class LayerNormGRUCell(RNNCellBase):
 
     def __init__(self, input_size, hidden_size, bias=True, dtype="float32"):
         super().__init__("ln_gru", input_size, hidden_size, bias, dtype)
+
+
+class RecurrentLayer(RNNBase):
+    """Layers of any registered cell (kernels/cells.py: ``register``), on every kernel
+    path: ``output, h_n = layer(input, hx, lengths=None)`` (``output, (h_n, c_n)`` for a
+    cell of two states), with ``torch.nn``'s shapes and options. ``cell``: the Cell or
+    its registered name; ``options``: the cell's own (Cell.options). Parameters per
+    layer and direction as the cell's layout names them (``weight_ih_l{k}``, ...), with
+    ``_reverse`` for the second direction."""
+
+    def __init__(self, cell, input_size, hidden_size, num_layers=1, bias=True,
+                 batch_first=False, dropout=0.0, bidirectional=False, proj_size=0,
+                 dtype="float32", zoneout=0.0, weight_dropout=0.0, **options):
+        super().__init__(cell, input_size, hidden_size, num_layers, bias, batch_first,
+                         dropout, bidirectional, proj_size, dtype, zoneout=zoneout,
+                         weight_dropout=weight_dropout, **options)
+
+
+class RecurrentCell(RNNCellBase):
+    """One step of any registered cell: ``h_1 = cell(input, h_0)`` (``h_1, c_1`` for
+    two states), parameters ``weight_ih``, ``weight_hh``, ... as the cell's layout
+    names them."""
+
+    def __init__(self, cell, input_size, hidden_size, bias=True, dtype="float32",
+                 **options):
+        super().__init__(cell, input_size, hidden_size, bias, dtype, **options)

@@ -24,6 +24,19 @@ def as_tensor(value, name="input", dtype=None):
     return value
 
 
+def state_array(value):
+    """A value of a state dict (a module's or an optimizer's) as an array: a Tensor's
+    storage, a device array as it is, a (torch) tensor or anything else as a host NumPy
+    array."""
+    if is_tensor(value):
+        return value._array
+    if backend.is_device_array(value):
+        return value
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor
+        value = value.detach().cpu()
+    return np.asarray(value)
+
+
 def as_float_tensor(value, name="input"):
     """``value`` as a float32 or float64 Tensor (a TypeError for any other dtype)."""
     value = as_tensor(value, name)

@@ -11,6 +11,7 @@ import numpy as np
 from .. import backend
 from ..backend import xp
 from .._core.checks import check_bool, check_real
+from ..ops.convert import state_array as _as_array
 from ..tensor import Tensor, enable_grad
 
 
@@ -38,18 +39,6 @@ def _flat(a):
         raise ValueError("parameter: expected contiguous storage for an in-place update, "
                          f"got strides {a.strides}")
     return a.reshape(-1)
-
-
-def _as_array(value):
-    """A saved state value as an array: a Tensor's storage, a device array as it is, a
-    (torch) tensor or anything else as a host NumPy array."""
-    if isinstance(value, Tensor):
-        return value._array
-    if backend.is_device_array(value):
-        return value
-    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor
-        value = value.detach().cpu()
-    return np.asarray(value)
 
 
 class Optimizer:
