@@ -48,6 +48,7 @@ import numpy as np
 from .. import backend
 from . import registry, targets
 from .common import zoneout_units
+from .cells import CELLS
 
 #: A layer-normalized cell's extras: ``state_norm``: whether h_t = o ⊙ tanh(LN(c_t)), and
 #: the units' functions: ``units(dtype)`` returns NormUnits.
@@ -144,7 +145,6 @@ def row_kernels(dtype, target):
 
 
 def _norm_cells_and_dtypes():
-    from . import CELLS
     return [(cell, dtype) for cell in CELLS.values() if cell.norm is not None
             for dtype in backend.FLOAT_DTYPES]
 

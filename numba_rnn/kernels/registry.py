@@ -28,6 +28,7 @@ import numpy as np
 
 from .. import backend
 from . import cache, targets
+from .cells import CELLS
 
 #: How to build a kernel again: ``getattr(module, function)`` is the kernel itself
 #: (``args`` None) or a factory, called with the decoded ``args``; ``field`` names the
@@ -94,7 +95,6 @@ def encode_arg(value):
 def decode_arg(value):
     kind, name = value
     if kind == "cell":
-        from . import CELLS
         return CELLS[name]
     return np.dtype(name)
 
@@ -117,11 +117,13 @@ def build(recipe):
 
 def all_kernels():
     """Every kernel the package can launch: each factory built over its domain, and every
-    kernel registered at module level. Returns {Recipe: kernel}."""
+    kernel registered at module level. Returns {Recipe: kernel}; a kernel built for a cell
+    that has since been unregistered (``cells.unregister``) is not one of them."""
     for cached, domain in list(_factories):
         for args in domain():
             cached(*args, target=targets.CUDA)
-    return {recipe: kernel for kernel, recipe in _recipes.values()}
+    return {recipe: kernel for kernel, recipe in _recipes.values()
+            if not any(kind == "cell" and name not in CELLS for kind, name in recipe.args or ())}
 
 
 # ------------------------------------------------------------------ launches

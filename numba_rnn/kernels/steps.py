@@ -63,6 +63,7 @@ from .. import backend
 from ..backend import cuda
 from . import cache, registry, targets
 from .common import unit_steps
+from .cells import CELLS
 
 #: The register tile of the matrix products: each thread accumulates GROUP rows of the
 #: weights against TILE batch rows (GROUP·TILE sums), so that every value it loads from
@@ -203,7 +204,6 @@ if not _SIMULATOR:
 
 
 def _every_cell_and_dtype():
-    from . import CELLS
     return [(cell, dtype) for cell in CELLS.values() if cell.norm is None
             for dtype in backend.FLOAT_DTYPES]
 
