@@ -201,3 +201,41 @@ def test_thread_layout_round_trips_and_packs_the_weights():
     back = layout.pack_backward(w_hh, 4, np.empty((2, 2 * 64, 16), np.float32))
     # [tid, src·G·U + g·U + v, u] = W_hh[g·H + src·U + v, tid·U + u]
     assert back[1, 64 + 2 * 16 + 1, 2] == w_hh[2 * 20 + 16 + 1, 16 + 2]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("hidden,threads,inputs", [(20, 2, 7), (128, 2, 128), (40, 3, 33),
+                                                   (16, 1, 16)])
+def test_compiled_weight_layouts_match_their_definitions(dtype, hidden, threads, inputs):
+    """The compiled conversions (tile transposes, row copies) against their index
+    definitions written out here, padding included; the round trip of pack_rows."""
+    layout = region.ThreadLayout(hidden, threads, dtype)
+    n, units, gates = layout.threads, layout.units, 4
+    rng = np.random.default_rng(hidden + inputs)
+    w = rng.standard_normal((gates * hidden, inputs)).astype(dtype)
+    w_hh = rng.standard_normal((gates * hidden, hidden)).astype(dtype)
+    columns = np.full((n, inputs + 5, gates * units), np.nan, dtype)
+    rows = np.full((n, gates * units, inputs + 3), np.nan, dtype)
+    back = np.full((n, n * gates * units, units), np.nan, dtype)
+    layout.pack_columns(w, gates, columns)
+    layout.pack_rows(w, gates, rows)
+    layout.pack_backward(w_hh, gates, back)
+    expected_columns = np.zeros_like(columns)
+    expected_rows = np.zeros_like(rows)
+    expected_back = np.zeros_like(back)
+    for tid in range(n):
+        for g in range(gates):
+            for u in range(units):
+                j = tid * units + u
+                if j < hidden:
+                    expected_columns[tid, :inputs, g * units + u] = w[g * hidden + j]
+                    expected_rows[tid, g * units + u, :inputs] = w[g * hidden + j]
+                for src in range(n):
+                    for v in range(units):
+                        if j < hidden and src * units + v < hidden:
+                            expected_back[tid, (src * gates + g) * units + v, u] = \
+                                w_hh[g * hidden + src * units + v, j]
+    np.testing.assert_array_equal(columns, expected_columns)
+    np.testing.assert_array_equal(rows, expected_rows)
+    np.testing.assert_array_equal(back, expected_back)
+    np.testing.assert_array_equal(layout.unpack_rows(rows, gates, inputs), w)

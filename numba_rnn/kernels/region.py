@@ -168,6 +168,141 @@ def no_alias(dispatcher):
 
 
 # ------------------------------------------------------------------ the layout
+@functools.lru_cache(maxsize=None)
+def tile_transpose(lanes):
+    """An intrinsic ``tile(src, r0, c0, dst, d0, e0)``: dst[d0 + j, e0 + i] = src[r0 + i,
+    c0 + j] for i, j < ``lanes``, through registers: ``lanes`` vector loads, a network of
+    log2(lanes) stages of two-input shuffles (stage b swaps bit b of the row with bit b
+    of the column), ``lanes`` vector stores. 2-D C-contiguous arrays of one dtype. A
+    strided copy in NumPy or a scalar Numba loop moves about one element a nanosecond
+    here; this, about three."""
+    @intrinsic
+    def tile(typingctx, src, r0, c0, dst, d0, e0):
+        if not (isinstance(src, types.Array) and src.ndim == 2 and src.layout == "C"
+                and isinstance(dst, types.Array) and dst.ndim == 2 and dst.layout == "C"
+                and src.dtype == dst.dtype):
+            return None
+
+        def codegen(context, builder, signature, args):
+            source = context.make_array(signature.args[0])(context, builder, args[0])
+            target = context.make_array(signature.args[3])(context, builder, args[3])
+            intp = context.get_value_type(types.intp)
+            r0_, c0_, d0_, e0_ = (context.cast(builder, args[k], signature.args[k], types.intp)
+                                  for k in (1, 2, 4, 5))
+            _, source_row = cgutils.unpack_tuple(builder, source.shape, 2)
+            _, target_row = cgutils.unpack_tuple(builder, target.shape, 2)
+            element = context.get_value_type(signature.args[0].dtype)
+            vec = ir.VectorType(element, lanes)
+            align = context.get_abi_sizeof(element)
+
+            def pointer(array, row_length, row, column, k):
+                offset = builder.add(builder.mul(builder.add(row, ir.Constant(intp, k)),
+                                                 row_length), column)
+                return builder.bitcast(builder.gep(array.data, [offset]), vec.as_pointer())
+
+            rows = [builder.load(pointer(source, source_row, r0_, c0_, k), align=align)
+                    for k in range(lanes)]
+            mask = ir.VectorType(ir.IntType(32), lanes)
+            b = lanes // 2
+            while b:
+                upper_pick = ir.Constant(mask, [c if (c // b) % 2 == 0 else lanes + c - b
+                                                for c in range(lanes)])
+                lower_pick = ir.Constant(mask, [c + b if (c // b) % 2 == 0 else lanes + c
+                                                for c in range(lanes)])
+                for r in range(lanes):
+                    if (r // b) % 2 == 0:
+                        upper, lower = rows[r], rows[r + b]
+                        rows[r] = builder.shuffle_vector(upper, lower, upper_pick)
+                        rows[r + b] = builder.shuffle_vector(upper, lower, lower_pick)
+                b //= 2
+            for k in range(lanes):
+                builder.store(rows[k], pointer(target, target_row, d0_, e0_, k), align=align)
+            return context.get_dummy_value()
+        return types.void(src, r0, c0, dst, d0, e0), codegen
+    return tile
+
+
+@functools.lru_cache(maxsize=None)
+def layout_kernels(dtype):
+    """Compiled conversions between PyTorch's weight layout (G·H rows, gate-major) and
+    the region's thread-major one (see ThreadLayout): they run once per call, and the
+    NumPy forms of these strided copies cost more than a B=1 LSTM's whole time loop
+    at H=128. Every padded place is written 0."""
+    lanes = VECTOR_BYTES // np.dtype(dtype).itemsize
+    tile = tile_transpose(lanes)
+
+    @cache.cpu_jit(**_OPTIONS)
+    def transpose_into(src, r0, c0, rows, cols, dst, d0, e0):
+        # dst[d0 + j, e0 + i] = src[r0 + i, c0 + j]: whole tiles in registers, the rest
+        # one by one
+        whole_rows, whole_cols = rows - rows % lanes, cols - cols % lanes
+        for j in range(0, whole_cols, lanes):
+            for i in range(0, whole_rows, lanes):
+                tile(src, r0 + i, c0 + j, dst, d0 + j, e0 + i)
+        for i in range(rows):
+            first = whole_cols if i < whole_rows else 0
+            for j in range(first, cols):
+                dst[d0 + j, e0 + i] = src[r0 + i, c0 + j]
+
+    @cache.cpu_jit(**_OPTIONS)
+    def columns_of_threads(w, gates, hidden, units, out):
+        # out (n, K', G·U): [tid, k, g·U + u] = w[g·H + tid·U + u, k], k < K = w.shape[1];
+        # rows k >= K and units u past H are 0
+        out[...] = 0
+        for tid in range(out.shape[0]):
+            count = min(units, hidden - tid * units)
+            if count > 0:
+                for g in range(gates):
+                    transpose_into(w, g * hidden + tid * units, 0, count, w.shape[1],
+                                   out[tid], 0, g * units)
+
+    @no_alias  # distinct arrays: the row copies vectorize
+    @cache.cpu_jit(**_OPTIONS)
+    def rows_of_threads(w, gates, hidden, units, out):
+        # out (n, G·U, K'): [tid, g·U + u, k] = w[g·H + tid·U + u, k]; the rest 0
+        out[...] = 0
+        columns = w.shape[1]
+        for tid in range(out.shape[0]):
+            count = min(units, hidden - tid * units)
+            for g in range(gates):
+                for u in range(max(count, 0)):
+                    source, target = w[g * hidden + tid * units + u], out[tid, g * units + u]
+                    for k in range(columns):
+                        target[k] = source[k]
+
+    @no_alias  # distinct arrays: the row copies vectorize
+    @cache.cpu_jit(**_OPTIONS)
+    def rows_from_threads(a, gates, hidden, units, columns, out):
+        # out (G·H, columns): out[g·H + tid·U + u, k] = a[tid, g·U + u, k]
+        for tid in range(a.shape[0]):
+            count = min(units, hidden - tid * units)
+            for g in range(gates):
+                for u in range(max(count, 0)):
+                    source, target = a[tid, g * units + u], out[g * hidden + tid * units + u]
+                    for k in range(columns):
+                        target[k] = source[k]
+
+    @no_alias  # distinct arrays: the row copies vectorize
+    @cache.cpu_jit(**_OPTIONS)
+    def backward_pack(w, gates, hidden, units, out):
+        # out (n, n·G·U, U): [tid, src·G·U + g·U + v, u] = w[g·H + src·U + v, tid·U + u]
+        out[...] = 0
+        n = out.shape[0]
+        for tid in range(n):
+            count = min(units, hidden - tid * units)
+            for src in range(n):
+                rows = min(units, hidden - src * units)
+                for g in range(gates):
+                    for v in range(max(rows, 0)):
+                        # a row's slice, then a loop from 0: LLVM vectorizes the copy
+                        source = w[g * hidden + src * units + v, tid * units:tid * units + count]
+                        target = out[tid, (src * gates + g) * units + v]
+                        for u in range(count):
+                            target[u] = source[u]
+
+    return columns_of_threads, rows_of_threads, rows_from_threads, backward_pack
+
+
 class ThreadLayout:
     """How ``hidden`` units are split among ``threads`` threads: ``units`` (U) each, in
     whole vectors (the micro-kernel's columns), the last ones padded; conversions of arrays between PyTorch's layout (..., G·H) and the
@@ -204,25 +339,38 @@ class ThreadLayout:
             out[..., tid * units:tid * units + count] = blocks[tid, ..., :count]
         return out.reshape(lead + (gates * hidden,))
 
-    def _padded(self, w_hh, gates):
-        # (G, n, U, n, U): [g, owner of the row, u, owner of the column, v]
-        n, units, hidden = self.threads, self.units, self.hidden
-        padded = np.zeros((gates, n * units, n * units), dtype=w_hh.dtype)
-        padded[:, :hidden, :hidden] = w_hh.reshape(gates, hidden, hidden)
-        return padded.reshape(gates, n, units, n, units)
+    def _kernels(self, dtype):
+        return layout_kernels(np.dtype(dtype))
+
+    def pack_columns(self, w, gates, out):
+        """(n, K', G·U): [tid, k, g·U + u] = w[g·H + tid·U + u, k] for w (G·H, K), K <= K'
+        (rows past K and padded units 0): W_ihᵀ for the input projection, W_hh for the
+        forward's recurrent product (``pack_forward``)."""
+        self._kernels(w.dtype)[0](np.ascontiguousarray(w), gates, self.hidden, self.units,
+                                  out)
+        return out
 
     def pack_forward(self, w_hh, gates, out):
         """(n, n·U, G·U): [tid, k, g·U + u] = W_hh[g·H + tid·U + u, k] (k padded)."""
-        n, units = self.threads, self.units
-        out.reshape(n, n, units, gates, units)[...] = self._padded(w_hh, gates).transpose(
-            1, 3, 4, 0, 2)
+        return self.pack_columns(w_hh, gates, out)
+
+    def pack_rows(self, w, gates, out):
+        """(n, G·U, K'): [tid, g·U + u, k] = w[g·H + tid·U + u, k] (the rest 0)."""
+        self._kernels(w.dtype)[1](np.ascontiguousarray(w), gates, self.hidden, self.units,
+                                  out)
+        return out
+
+    def unpack_rows(self, a, gates, columns):
+        """(G·H, columns) from a (n, G·U, K'), ``pack_rows``' inverse: a new array."""
+        out = np.empty((gates * self.hidden, columns), dtype=a.dtype)
+        self._kernels(a.dtype)[2](np.ascontiguousarray(a), gates, self.hidden, self.units,
+                                  columns, out)
         return out
 
     def pack_backward(self, w_hh, gates, out):
         """(n, n·G·U, U): [tid, src·G·U + g·U + v, u] = W_hh[g·H + src·U + v, tid·U + u]."""
-        n, units = self.threads, self.units
-        out.reshape(n, n, gates, units, units)[...] = self._padded(w_hh, gates).transpose(
-            3, 1, 0, 2, 4)
+        self._kernels(w_hh.dtype)[3](np.ascontiguousarray(w_hh), gates, self.hidden,
+                                     self.units, out)
         return out
 
 
@@ -679,7 +827,7 @@ class Workspaces:
         self._lock = threading.Lock()
 
     def take(self, shape, dtype):
-        key = (tuple(int(d) for d in shape), np.dtype(dtype))
+        key = (tuple(shape), np.dtype(dtype))  # np.int64 sizes hash and compare as ints
         with self._lock:
             kept = self._free.get(key)
             if kept:
@@ -749,7 +897,7 @@ def layer_forward(cell, x, states0, params, batching, zo):
     width = gates * units
     take = workspaces.take
     # gx = x·W_ihᵀ + b_ih: in the region, each thread its own columns
-    w_ih = layout.to_threads(params.w_ih.T, gates, take((threads, x.shape[2], width), dtype))
+    w_ih = layout.pack_columns(params.w_ih, gates, take((threads, x.shape[2], width), dtype))
     b_ih = layout.to_threads(params.b_ih, gates, take((threads, width), dtype))
     gx = take((threads, steps, batch, width), dtype)
     x4 = np.ascontiguousarray(x).reshape(1, 1, steps * batch, x.shape[2])
@@ -849,9 +997,7 @@ def _weight_gradients(cell, layout, params, x, h_seq, dgx, dgh, dtype):
     x_rows = _padded_columns(x.reshape(steps * batch, inputs), lanes, take)
     h_rows = _padded_columns(h_seq[:steps].reshape(steps * batch, hidden), lanes, take)
     # W_ih's rows in the gate gradients' order (thread, gate, unit), zero for padding
-    w_ih = take((threads, width, x_rows.shape[1]), dtype)
-    w_ih[...] = 0
-    w_ih[..., :inputs] = layout.to_threads(params.w_ih.T, gates).transpose(0, 2, 1)
+    w_ih = layout.pack_rows(params.w_ih, gates, take((threads, width, x_rows.shape[1]), dtype))
     transposed = [take((threads, 1, 1, width, steps * batch), dtype)
                   for _ in range(2 if cell.dgh_differs else 1)]
     dx = take((steps, batch, x_rows.shape[1]), dtype)
@@ -862,11 +1008,8 @@ def _weight_gradients(cell, layout, params, x, h_seq, dgx, dgh, dtype):
                             w_ih.reshape(threads * width, -1), dx, dw_ih, dw_hh, db_ih,
                             db_hh, int(cell.dgh_differs))
 
-    def rows(a, columns):  # (n, G·U, C) -> (G·H, C)
-        return np.ascontiguousarray(layout.from_threads(
-            np.ascontiguousarray(a.transpose(0, 2, 1)), gates)[:columns].T)
-
-    grads = dict(w_ih=rows(dw_ih, inputs), w_hh=rows(dw_hh, hidden),
+    grads = dict(w_ih=layout.unpack_rows(dw_ih, gates, inputs),
+                 w_hh=layout.unpack_rows(dw_hh, gates, hidden),
                  b_ih=layout.from_threads(db_ih, gates), b_hh=layout.from_threads(db_hh, gates))
     dx_out = dx[..., :inputs].copy()  # dx goes back to the workspaces
     workspaces.give(x_rows, h_rows, w_ih, dx, dw_ih, dw_hh, db_ih, db_hh, *transposed)
