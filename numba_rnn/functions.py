@@ -12,9 +12,10 @@ import numpy as np
 
 from . import backend, random
 from .backend import xp
-from .ops import elementwise, softmax as _softmax_ops
+from .ops import arith, elementwise, index, movement, reduce
+from .ops import softmax as _softmax_ops
 from .ops.join import cat, concat, concatenate, hstack, stack, vstack, where  # noqa: F401
-from .tensor import Tensor, _check_device, _size_arguments, _to_storage, _wrap, dtype_of, tensor
+from .tensor import Tensor, _check_device, _size_arguments, _to_storage, _wrap, dtype_of
 
 __all__ = [
     "zeros", "ones", "empty", "full", "zeros_like", "ones_like", "empty_like", "full_like",
@@ -255,36 +256,28 @@ def get_default_dtype():
 
 
 # ------------------------------------------- Tensor methods as functions
-def _method(name):
-    def function(input, *args, **kwargs):
-        if not isinstance(input, Tensor):
-            input = tensor(input)
-        return getattr(input, name)(*args, **kwargs)
-
-    function.__name__ = function.__qualname__ = name
-    function.__doc__ = f"``input.{name}(...)`` (see Tensor.{name})."
-    return function
-
-
-_METHODS = (
-    "exp", "log", "log1p", "expm1", "log2", "log10", "sqrt", "rsqrt", "reciprocal", "square",
-    "tanh", "sigmoid", "relu", "sin", "cos", "abs", "absolute", "neg", "negative", "sign",
-    "floor", "ceil", "trunc", "round", "clamp", "clip", "clamp_min", "clamp_max", "pow",
-    "maximum", "minimum", "add", "sub", "mul", "div", "multiply", "divide", "subtract",
-    "true_divide", "matmul", "mm", "bmm", "dot", "softmax", "log_softmax", "masked_fill",
-    "sum", "mean", "var", "std", "norm", "logsumexp", "cumsum", "prod", "max", "min",
-    "amax", "amin", "argmax", "argmin", "topk", "sort", "argsort", "gather", "index_select",
-    "masked_select", "reshape", "flatten", "unflatten", "transpose", "swapaxes", "swapdims",
-    "t", "permute", "movedim", "squeeze", "unsqueeze", "narrow", "split", "chunk",
-    "tensor_split", "unbind", "clone", "flip", "eq", "ne", "lt", "le", "gt", "ge",
-    "greater", "less", "greater_equal", "less_equal", "not_equal", "equal", "allclose",
-    "logical_not", "logical_and", "logical_or", "isnan", "isinf", "isfinite", "all", "any",
-)
-for _name in _METHODS:
-    globals()[_name] = _method(_name)
-# the ops defined once in numba_rnn.ops are themselves the functions (nr.sigmoid is
-# Tensor.sigmoid is F.sigmoid)
-for _name in set(_METHODS) & set(elementwise.__all__):
-    globals()[_name] = getattr(elementwise, _name)
-softmax, log_softmax = _softmax_ops.softmax, _softmax_ops.log_softmax
+# the ops defined once in numba_rnn.ops are themselves the functions: nr.sigmoid is
+# Tensor.sigmoid is F.sigmoid, nr.sum is Tensor.sum
+_OPS = {
+    elementwise: ("exp", "log", "log1p", "expm1", "log2", "log10", "sqrt", "rsqrt",
+                  "reciprocal", "square", "tanh", "sigmoid", "relu", "sin", "cos", "abs",
+                  "absolute", "sign", "floor", "ceil", "trunc", "round"),
+    arith: ("neg", "negative", "clamp", "clip", "clamp_min", "clamp_max", "pow", "maximum",
+            "minimum", "add", "sub", "mul", "div", "multiply", "divide", "subtract",
+            "true_divide", "matmul", "mm", "bmm", "dot", "masked_fill", "eq", "ne", "lt",
+            "le", "gt", "ge", "greater", "less", "greater_equal", "less_equal", "not_equal",
+            "equal", "allclose", "logical_not", "logical_and", "logical_or", "isnan",
+            "isinf", "isfinite"),
+    _softmax_ops: ("softmax", "log_softmax"),
+    reduce: ("sum", "mean", "var", "std", "norm", "logsumexp", "cumsum", "prod", "max", "min",
+             "amax", "amin", "argmax", "argmin", "topk", "sort", "argsort", "all", "any"),
+    index: ("gather", "index_select", "masked_select"),
+    movement: ("reshape", "flatten", "unflatten", "transpose", "swapaxes", "swapdims", "t",
+               "permute", "movedim", "squeeze", "unsqueeze", "narrow", "split", "chunk",
+               "tensor_split", "unbind", "clone", "flip"),
+}
+_METHODS = tuple(name for names in _OPS.values() for name in names)
+for _module, _names in _OPS.items():
+    for _name in _names:
+        globals()[_name] = getattr(_module, _name)
 __all__ += list(_METHODS)

@@ -157,3 +157,25 @@ def test_every_cpu_kernel_of_the_package_can_be_cached(monkeypatch):
         for args in domain():
             cached.__wrapped__(*args, target=targets.CPU)  # a fresh build, not compiled
     assert len(keyed) > 30 and len(set(keyed)) == len(keyed)
+
+
+def test_a_callee_in_another_module_file_changes_its_callers_key():
+    """A cached caller's environment names the module file of each function it calls;
+    the module's name hashes its source text (comments too) while a function's
+    fingerprint reads its code: a callee that moved to a new module file (a comment
+    changed) must change the caller's key, or the caller's cache entry would name a
+    module that this process never made (ModuleNotFoundError on load)."""
+    def callee(x):
+        return x + 1
+
+    def other(x):
+        return x + 1
+
+    callee.__module__ = cache._MODULE_PREFIX + "callee_aaaa"
+    other.__module__ = cache._MODULE_PREFIX + "callee_bbbb"
+    other.__qualname__ = callee.__qualname__
+    other.__code__ = callee.__code__
+    assert cache.fingerprint(callee) != cache.fingerprint(other)
+    plain = [lambda x: x + 1, lambda x: x + 1]
+    plain[1].__module__ = "somewhere_else"  # an ordinary module's name is not part of it
+    assert cache.fingerprint(plain[0]) == cache.fingerprint(plain[1])

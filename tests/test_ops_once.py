@@ -85,3 +85,12 @@ def test_stack_promotes_as_pytorch_in_the_data_loader_too():
     assert default_collate([a, b]).dtype == np.float32
     with pytest.raises(Exception, match="equal size"):
         default_collate([a, nr.tensor([1, 2, 3])])
+
+
+def test_every_function_that_is_also_a_method_is_one_op():
+    """nr.x is Tensor.x wherever PyTorch has both (softmax and log_softmax differ only
+    in their signatures: Tensor.softmax(dim, dtype), torch.softmax(input, dim, ...))."""
+    from numba_rnn import functions
+    different = [name for name in functions._METHODS
+                 if hasattr(nr.Tensor, name) and getattr(nr, name) is not getattr(nr.Tensor, name)]
+    assert sorted(different) == ["log_softmax", "softmax"]

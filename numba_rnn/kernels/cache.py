@@ -183,7 +183,13 @@ def _function(function, seen):
         else:
             referenced.append((name, "undefined"))
     kwdefaults = sorted((function.__kwdefaults__ or {}).items())
-    return (f"function:{function.__qualname__}:{_code(code, seen)}:"
+    # a generated module's name is part of a function from it: a cached caller's
+    # environment names the module of each function it calls, so a callee whose module
+    # file changed (a comment is enough: the name hashes the source text, the code here
+    # does not) must change its callers' keys too, or their cache entries would name a
+    # module this process never made
+    where = function.__module__ if str(function.__module__).startswith(_MODULE_PREFIX) else ""
+    return (f"function:{where}:{function.__qualname__}:{_code(code, seen)}:"
             f"closure={[_fingerprint(v, seen) for v in closure]}:"
             f"defaults={_fingerprint(function.__defaults__, seen)}:"
             f"kwdefaults={_fingerprint(kwdefaults, seen)}:globals={referenced}")

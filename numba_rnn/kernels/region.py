@@ -223,18 +223,15 @@ def tile_transpose(lanes):
 
 
 @functools.lru_cache(maxsize=None)
-def layout_kernels(dtype):
-    """Compiled conversions between PyTorch's weight layout (G·H rows, gate-major) and
-    the region's thread-major one (see ThreadLayout): they run once per call, and the
-    NumPy forms of these strided copies cost more than a B=1 LSTM's whole time loop
-    at H=128. Every padded place is written 0."""
+def transposer(dtype):
+    """``transpose_into(src, r0, c0, rows, cols, dst, d0, e0)``: dst[d0 + j, e0 + i] =
+    src[r0 + i, c0 + j] for i < rows, j < cols (2-D C-contiguous arrays): whole tiles in
+    registers (``tile_transpose``), the rest one by one."""
     lanes = VECTOR_BYTES // np.dtype(dtype).itemsize
     tile = tile_transpose(lanes)
 
     @cache.cpu_jit(**_OPTIONS)
     def transpose_into(src, r0, c0, rows, cols, dst, d0, e0):
-        # dst[d0 + j, e0 + i] = src[r0 + i, c0 + j]: whole tiles in registers, the rest
-        # one by one
         whole_rows, whole_cols = rows - rows % lanes, cols - cols % lanes
         for j in range(0, whole_cols, lanes):
             for i in range(0, whole_rows, lanes):
@@ -243,6 +240,17 @@ def layout_kernels(dtype):
             first = whole_cols if i < whole_rows else 0
             for j in range(first, cols):
                 dst[d0 + j, e0 + i] = src[r0 + i, c0 + j]
+
+    return transpose_into
+
+
+@functools.lru_cache(maxsize=None)
+def layout_kernels(dtype):
+    """Compiled conversions between PyTorch's weight layout (G·H rows, gate-major) and
+    the region's thread-major one (see ThreadLayout): they run once per call, and the
+    NumPy forms of these strided copies cost more than a B=1 LSTM's whole time loop
+    at H=128. Every padded place is written 0."""
+    transpose_into = transposer(dtype)
 
     @cache.cpu_jit(**_OPTIONS)
     def columns_of_threads(w, gates, hidden, units, out):
@@ -549,15 +557,14 @@ def gradient_kernels(dtype):
     G·U gate rows (dW_ih, dW_hh, db_ih, db_hh) and every ``threads``-th step of dx."""
     products = products_of(dtype)
 
+    transpose_into = transposer(dtype)
+
     @cache.cpu_jit(**_OPTIONS)
     def transpose(a, out):
-        # a (T,B,R) -> out (1,1,R,T·B)
+        # a (T,B,R) -> out (1,1,R,T·B), by register tiles
         steps, batch, rows = a.shape
-        for t in range(steps):
-            for b in range(batch):
-                k = t * batch + b
-                for r in range(rows):
-                    out[0, 0, r, k] = a[t, b, r]
+        transpose_into(a.reshape(steps * batch, rows), 0, 0, steps * batch, rows, out[0, 0],
+                       0, 0)
 
     @cache.cpu_jit(**_OPTIONS)
     def thread_gradients(tid, threads, dgx, dgh, dgx_t, dgh_t, x, h, w_ih, dx, dw_ih, dw_hh,

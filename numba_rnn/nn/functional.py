@@ -32,6 +32,8 @@ from ..ops.elementwise import (gelu, leaky_relu, relu, sigmoid, softplus,  # noq
                                tanh)
 from ..ops.elementwise import stable_sigmoid as _sigmoid
 from ..ops.elementwise import stable_softplus as _softplus
+from ..ops import arith as _arith
+from ..ops import reduce as _reduce_ops
 from ..ops.softmax import log_softmax, softmax  # noqa: F401
 from ..tensor import Tensor, _record, _to_storage, _wrap, is_grad_enabled
 from .._core.checks import check_bool, check_choice, check_int, check_probability, check_real
@@ -92,7 +94,10 @@ def _broadcast_weight(value, name, x):
 
 # ------------------------------------------------------------------------- layers
 def linear(input, weight, bias=None):
-    """y = x·Wᵀ + b. input (*, in); weight (out, in); bias (out,) or None."""
+    """y = x·Wᵀ + b. input (*, in); weight (out, in); bias (out,) or None. One node, not
+    the ops matmul and add: as PyTorch's addmm, it saves x, the weight and the bias with
+    their versions, so that a bias written in place after the forward refuses a stale
+    backward."""
     x = _as_float_tensor(input, "input")
     if x.ndim < 1 or x.shape[-1] != weight.shape[1]:
         raise ValueError(f"input: expected shape (*, {weight.shape[1]}), got {x.shape}")
@@ -258,6 +263,27 @@ def _normalize_backward(g, w, xhat, rstd, axes, batch_stats):
                    - xhat * (dxhat * xhat).mean(axis=axes, keepdims=True))
 
 
+def _affine(x, xhat, rstd, weight, bias, shape, axes, parameter_axes, batch_stats):
+    """y = xhat·weight + bias (weight and bias as ``shape``), recorded with the gradients
+    of x (``_normalize_backward`` over ``axes``), weight and bias (sums over
+    ``parameter_axes``)."""
+    w = None if weight is None else weight._array.reshape(shape)
+    y = xhat if w is None else xhat * w
+    if bias is not None:
+        y = y + bias._array.reshape(shape)
+
+    def backward(g):
+        grads = [_normalize_backward(g, w, xhat, rstd, axes, batch_stats)]
+        if weight is not None:
+            grads.append((g * xhat).sum(axis=parameter_axes))
+        if bias is not None:
+            grads.append(g.sum(axis=parameter_axes))
+        return grads
+
+    inputs = [x] + [t for t in (weight, bias) if t is not None]
+    return _record(y, inputs, backward)
+
+
 def _affine_parameter(value, name, shape, x):
     if value is None:
         return None
@@ -290,22 +316,8 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     centered = a - a.mean(axis=axes, keepdims=True)
     rstd = 1 / xp.sqrt((centered * centered).mean(axis=axes, keepdims=True) + a.dtype.type(eps))
     xhat = centered * rstd
-    w = None if weight is None else weight._array
-    y = xhat if w is None else xhat * w
-    if bias is not None:
-        y = y + bias._array
-    lead = tuple(range(x.ndim - k))
-
-    def backward(g):
-        grads = [_normalize_backward(g, w, xhat, rstd, axes, True)]
-        if weight is not None:
-            grads.append((g * xhat).sum(axis=lead))
-        if bias is not None:
-            grads.append(g.sum(axis=lead))
-        return grads
-
-    inputs = [x] + [t for t in (weight, bias) if t is not None]
-    return _record(y, inputs, backward)
+    return _affine(x, xhat, rstd, weight, bias, normalized_shape, axes,
+                   tuple(range(x.ndim - k)), True)
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
@@ -362,21 +374,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         centered = a - mean.reshape(per_channel)
     rstd = (1 / xp.sqrt(var + dtype(eps))).reshape(per_channel)
     xhat = centered * rstd
-    w = None if weight is None else weight._array.reshape(per_channel)
-    y = xhat if w is None else xhat * w
-    if bias is not None:
-        y = y + bias._array.reshape(per_channel)
-
-    def backward(g):
-        grads = [_normalize_backward(g, w, xhat, rstd, axes, training)]
-        if weight is not None:
-            grads.append((g * xhat).sum(axis=axes))
-        if bias is not None:
-            grads.append(g.sum(axis=axes))
-        return grads
-
-    inputs = [x] + [t for t in (weight, bias) if t is not None]
-    return _record(y, inputs, backward)
+    return _affine(x, xhat, rstd, weight, bias, per_channel, axes, axes, training)
 
 
 # -------------------------------------------------------------------- activations
@@ -440,12 +438,12 @@ def _weighted(losses, weight, reduction, mean_by_weight=True):
     """Per-element ``losses`` (a Tensor) times the differentiable ``weight`` of the
     input's shape, reduced as PyTorch's weighted mse/l1 (mean: Σ w·l / Σ w) and huber
     (mean: the mean of w·l) losses are."""
-    weighted = losses * weight
+    weighted = _arith.mul(losses, weight)
     if reduction == "none":
         return weighted
     if reduction == "sum" or not mean_by_weight:
-        return weighted.sum() if reduction == "sum" else weighted.mean()
-    return weighted.sum() / weight.sum()
+        return _reduce_ops.sum(weighted) if reduction == "sum" else _reduce_ops.mean(weighted)
+    return _arith.div(_reduce_ops.sum(weighted), _reduce_ops.sum(weight))
 
 
 def _same_shape_weight(weight, x):
@@ -707,10 +705,11 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         terms = logp * probs
         if class_weight is not None:
             terms = terms * _wrap(class_weight._array.reshape(w_shape))
-        losses = -terms.sum(dim=class_dim)
+        losses = _arith.neg(_reduce_ops.sum(terms, dim=class_dim))
         if reduction == "none":
             return losses
-        return losses.sum() if reduction == "sum" else losses.sum() / (x.numel() / classes)
+        total = _reduce_ops.sum(losses)
+        return total if reduction == "sum" else _arith.div(total, x.numel() / classes)
     logp = log_softmax(x, class_dim)
     nll = nll_loss(logp, target_data, weight, None, ignore_index, None, reduction)
     if label_smoothing == 0:
@@ -719,11 +718,13 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
                                                           ignore_index)
     terms = logp if class_weight is None else logp * _wrap(class_weight.reshape(w_shape))
     valid = xp.asarray(target_data).reshape(expected) != ignore_index
-    smooth = -terms.sum(dim=class_dim) * _wrap(valid.astype(x.dtype))
+    smooth = _arith.mul(_arith.neg(_reduce_ops.sum(terms, dim=class_dim)),
+                        _wrap(valid.astype(x.dtype)))
     if reduction == "none":
         smoothed = smooth
     elif reduction == "sum":
-        smoothed = smooth.sum()
+        smoothed = _reduce_ops.sum(smooth)
     else:
-        smoothed = smooth.sum() / _wrap(xp.asarray(weights.sum(), dtype=x.dtype))
+        smoothed = _arith.div(_reduce_ops.sum(smooth),
+                              _wrap(xp.asarray(weights.sum(), dtype=x.dtype)))
     return nll * (1 - label_smoothing) + smoothed * (label_smoothing / classes)

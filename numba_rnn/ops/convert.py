@@ -1,13 +1,16 @@
 """The one way user values become tensors and arrays for an op: ``as_tensor`` (a Tensor
 as is, anything array-like converted as ``nr.tensor`` converts it), and the arrays of
-masks and indices; PyTorch's dtype promotion (``promote``, ``scalar_dtype``) and the
-reduction of a broadcast gradient to its input's shape (``unbroadcast``)."""
+masks and indices; the other operand of a binary op (``operand``); PyTorch's dtype
+promotion (``promote``, ``scalar_dtype``) and the reduction of a broadcast gradient to its
+input's shape (``unbroadcast``); dims and sizes as arguments (``axes``,
+``size_arguments``)."""
 import numbers
 
 import numpy as np
 
 from .. import backend
 from ..autograd.engine import is_tensor, storage_of, wrap
+from ..backend import xp
 
 
 def as_tensor(value, name="input", dtype=None):
@@ -113,3 +116,31 @@ def unbroadcast(grad, shape):
     if stretched:
         grad = grad.sum(axis=stretched, keepdims=True)
     return grad
+
+
+def operand(like, other):
+    """``other`` (a Tensor, a Python number, an array or a list) as a Tensor for a binary
+    operation with the Tensor ``like``; numbers take PyTorch's dtype (``scalar_dtype``)."""
+    if is_tensor(other):
+        return other
+    if isinstance(other, (numbers.Number, np.bool_)):
+        return wrap(xp.asarray(other, dtype=scalar_dtype(like.dtype, other)))
+    return wrap(storage_of(other))
+
+
+def axes(dim, ndim):
+    """``dim`` (None, an int or a sequence) as a tuple of non-negative axes."""
+    if dim is None:
+        return tuple(range(ndim))
+    dims = (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)
+    return tuple(d % ndim for d in dims)
+
+
+def size_arguments(size):
+    """A shape from creation-function arguments: ``(2, 3)``, ``((2, 3),)`` or ``([2, 3],)``."""
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    for n in size:
+        if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 0:
+            raise ValueError(f"size: expected non-negative ints, got {tuple(size)!r}")
+    return tuple(int(n) for n in size)

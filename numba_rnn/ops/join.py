@@ -7,7 +7,7 @@ import numpy as np
 
 from ..autograd.engine import is_tensor, record, wrap
 from ..backend import xp
-from .convert import as_tensor, mask_array, promote, unbroadcast
+from .convert import as_tensor, mask_array, operand, promote, unbroadcast
 
 __all__ = ["cat", "concat", "concatenate", "stack", "hstack", "vstack", "where"]
 
@@ -87,8 +87,8 @@ def where(condition, input=None, other=None):
     if not is_tensor(input):
         if not is_tensor(other):
             raise TypeError("where: expected input or other to be a Tensor")
-        input = other._operand(input)
-    other = input._operand(other)
+        input = operand(other, input)
+    other = operand(input, other)
     dtype = promote(input, other)
     x, y = input._array.astype(dtype, copy=False), other._array.astype(dtype, copy=False)
     data = xp.where(mask, x, y)
