@@ -37,7 +37,8 @@ torch.set_num_threads equal to Numba's thread count; every case is checked again
 first, then the two sides are timed in turns by the wall clock (time.perf_counter), each
 timed call after an untimed one, with NumPy's OpenBLAS told not to spin after its calls
 (OPENBLAS_THREAD_TIMEOUT): benchmarks/README.md, "CPU protocol", says why each measure is
-there. These are CPU figures: they say nothing about the GPU kernels.
+there; with --bridge, numba_rnn.torch's module on CPU tensors is a third side in the
+same turns (its own columns). These are CPU figures: they say nothing about the GPU kernels.
 
 --device simulator runs a correctness run in Numba's CUDA simulator instead: each
 selected case scaled down to T=3, B=2, I=H=4 (same cell, layers and directions), checked
@@ -544,24 +545,35 @@ def run_cpu(args, cases, torch, env):
             nr.manual_seed(0)
             ours = Ours(case, rng, dtype)
             theirs = Theirs(torch, ours, case)
+            # --bridge: numba_rnn.torch's module on CPU tensors, timed in the same turns
+            bridge = Theirs(torch, ours, case, bridge=True) if args.bridge else None
             rtol = TOLERANCES[np.dtype(dtype)][0]
             for mode in args.modes:
-                worst, max_abs = compare(ours.results(mode), theirs.results(mode))
-                if worst > rtol:
+                expected = theirs.results(mode)
+                worst, max_abs = compare(ours.results(mode), expected)
+                worst_bridge = (0.0 if bridge is None
+                                else compare(bridge.results(mode), expected)[0])
+                if max(worst, worst_bridge) > rtol:
                     records.append(record(case, mode, "numba_rnn", dtype=dtype,
                                           max_abs_err=max_abs,
-                                          error=f"relative error {worst:.2e} > {rtol:.0e}: "
-                                                "not timed"))
+                                          error=f"relative error {max(worst, worst_bridge):.2e}"
+                                                f" > {rtol:.0e}: not timed"))
                     continue
-                ours_ms, theirs_ms = time_interleaved(
-                    [getattr(ours, mode), getattr(theirs, mode)], args.repeats, args.warmup)
+                sides = [getattr(ours, mode), getattr(theirs, mode)]
+                if bridge is not None:
+                    sides.append(getattr(bridge, mode))
+                timed = time_interleaved(sides, args.repeats, args.warmup)
                 records.append(record(case, mode, "numba_rnn", dtype=dtype, max_abs_err=max_abs,
                                       relative_error=worst,
                                       path=recurrent.forced_path() or cpu_path(case, dtype),
-                                      **percentiles(ours_ms)))
+                                      **percentiles(timed[0])))
                 records.append(record(case, mode, "torch_cpu", dtype=dtype,
-                                      **percentiles(theirs_ms)))
-            del ours, theirs
+                                      **percentiles(timed[1])))
+                if bridge is not None:
+                    records.append(record(case, mode, "numba_rnn.torch", dtype=dtype,
+                                          bridge_relative_error=worst_bridge,
+                                          **percentiles(timed[2])))
+            del ours, theirs, bridge
     try:
         env["numba_threading_layer"] = numba.threading_layer()
     except ValueError:
@@ -571,6 +583,9 @@ def run_cpu(args, cases, torch, env):
 
 def cpu_table(records, env):
     by_key = _by_case(records)
+    bridged = any(r.get("implementation") == "numba_rnn.torch" for r in records)
+    columns, rule, empty = ((" numba_rnn.torch ms | its ratio |", "---|---|", " | |") if bridged
+                            else ("", "", ""))
     lines = [f"**CPU figures** (numba_rnn's CPU path against PyTorch on the CPU; nothing here "
              f"was run on a GPU). {env['device']}; {env['threads']} threads for both "
              f"(Numba's layer: {env.get('numba_threading_layer')}); numba {env['numba']}, "
@@ -582,18 +597,23 @@ def cpu_table(records, env):
              f"{', '.join(sorted({r.get('path') or '?' for r in records if r.get('implementation') == 'numba_rnn'}))}; "
              "ratio = numba_rnn / PyTorch (below 1: numba_rnn faster).", "",
              "| set | cell | T | B | I=H | L×D | dtype | mode | numba_rnn ms (p10–p90) | "
-             "PyTorch ms (p10–p90) | ratio |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "PyTorch ms (p10–p90) | ratio |" + columns,
+             "|---|---|---|---|---|---|---|---|---|---|---|" + rule]
     for key, impls in by_key.items():
         s, cell, t, b, h, layers, dirs, dtype, mode = key
         ours, theirs = impls.get("numba_rnn"), impls.get("torch_cpu")
+        bridge = impls.get("numba_rnn.torch")
         head = f"| {s} | {cell} | {t} | {b} | {h} | {layers}×{dirs} | {dtype} | {mode} | "
         if ours.get("median_ms") is None:
-            lines.append(head + f"{ours.get('error', 'not timed')} | | |")
+            lines.append(head + f"{ours.get('error', 'not timed')} | | |" + empty)
             continue
-        lines.append(head + f"{ours['median_ms']:.2f} ({ours['p10_ms']:.2f}–{ours['p90_ms']:.2f})"
-                     f" | {theirs['median_ms']:.2f} ({theirs['p10_ms']:.2f}–"
-                     f"{theirs['p90_ms']:.2f}) | **{ours['median_ms'] / theirs['median_ms']:.2f}** |")
+        row = (head + f"{ours['median_ms']:.2f} ({ours['p10_ms']:.2f}–{ours['p90_ms']:.2f})"
+               f" | {theirs['median_ms']:.2f} ({theirs['p10_ms']:.2f}–"
+               f"{theirs['p90_ms']:.2f}) | **{ours['median_ms'] / theirs['median_ms']:.2f}** |")
+        if bridged:
+            row += (empty if bridge is None else
+                    f" {bridge['median_ms']:.2f} | {bridge['median_ms'] / theirs['median_ms']:.2f} |")
+        lines.append(row)
     return "\n".join(lines) + "\n"
 
 

@@ -6,7 +6,7 @@ import numbers as _numbers
 
 import numpy as _np
 
-from . import autograd, cuda, nn, optim, serialization, utils
+from . import autograd, cells, cuda, nn, optim, serialization, testing, utils
 from .backend import available_backends, backend_name, set_backend, use_backend
 from .checkpoint import load, save
 from .kernels.region import get_num_threads, set_num_threads

@@ -1,5 +1,8 @@
 """Tolerances and comparisons that tests, the demo and the benchmarks share: one table,
-written once."""
+written once; and ``check_cell``, the finite-difference check of a cell's hand-derived
+backward (numba_rnn.cells)."""
+from collections import namedtuple
+
 import numpy as np
 
 from . import backend, reference
@@ -118,3 +121,272 @@ def reference_results(layer, x, states, upstream, lengths=None):
         for kinds, layer_grads in zip(direction_names, grad_dirs):
             result.update(zip(kinds, layer_grads))
     return result
+
+
+# ------------------------------------------------ check_cell: a cell's backward, checked
+#: One comparison of check_cell's report: on ``backend``'s ``path``, in the problem of
+#: ``steps`` steps, the gradient ``quantity`` ("dgx", "dgh", "dh_carry", "dc_carry", or a
+#: parameter of the cell's own) of ``gate`` (its name; None for the states) against
+#: central differences: ``error`` = max|analytic − numeric| / max(max|analytic|,
+#: max|numeric|) over the block, ``where`` its worst element.
+CellCheck = namedtuple("CellCheck", ["backend", "path", "steps", "quantity", "gate",
+                                     "error", "where", "ok"])
+
+#: What each quantity of the report is the gradient of, and how it is measured.
+QUANTITIES = {
+    "dgx": "gate's input pre-activation gx (the layer's input, with W_ih = I)",
+    "dgh": "gate's recurrent pre-activation h_{t-1}·W_hhᵀ + b_hh (via b_hh and W_hh)",
+    "dh_carry": "h_0, which is dh_carry + dgh·W_hh of the first step",
+    "dc_carry": "c_0, the dc_carry the first step leaves",
+}
+
+
+def _paths_here(paths):
+    """[(backend, path)] to check: the given ones (("cpu", "plain"), "simulator-fused";
+    "region" names the CPU's persistent path), or every one this process can run."""
+    if paths is None:
+        paths = []
+        for name in backend.available_backends():
+            if name in ("cuda", "simulator"):
+                paths += [(name, p) for p in ("plain", "fused", "persistent")]
+            elif name == "cpu":
+                paths += [(name, p) for p in ("plain", "persistent")]
+    result = []
+    for entry in paths:
+        name, path = entry.split("-", 1) if isinstance(entry, str) else entry
+        result.append((name, "persistent" if path == "region" else path))
+    return result
+
+
+def _label(name, path):
+    return f"{name} {'region' if name == 'cpu' and path == 'persistent' else path}"
+
+
+class CellReport:
+    """check_cell's result: ``checks`` (CellCheck rows), ``skipped`` ((backend, path,
+    why)), ``ok``, ``failures``, and ``str()`` a table with a diagnosis that names the
+    gates whose derivatives are wrong."""
+
+    def __init__(self, cell, tolerance, eps):
+        self.cell, self.tolerance, self.eps = cell, tolerance, eps
+        self.checks, self.skipped = [], []
+
+    @property
+    def ok(self):
+        return bool(self.checks) and all(c.ok for c in self.checks)
+
+    @property
+    def failures(self):
+        return [c for c in self.checks if not c.ok]
+
+    def wrong_gates(self):
+        """The gates whose dgx or dgh fails in the one-step problem, where no carried
+        gradient enters: the derivatives to look at first."""
+        return sorted({c.gate for c in self.failures if c.steps == 1 and c.gate is not None},
+                      key=str)
+
+    def diagnosis(self):
+        lines = []
+        groups = {}
+        gates = self.wrong_gates()
+        for c in self.failures:
+            if gates and (c.steps != 1 or c.gate is None):
+                continue  # follows from a wrong gate: h_0 and every earlier step use it
+            groups.setdefault((c.quantity, c.gate, c.steps), []).append(c)
+        for (quantity, gate, steps), rows in groups.items():
+            worst = max(rows, key=lambda c: c.error)
+            what = f"gate {gate!r}: {quantity}" if gate is not None else quantity
+            lines.append(f"  {what} is wrong ({steps}-step problem), the gradient of the "
+                         f"{QUANTITIES.get(quantity, quantity)}, on "
+                         f"{', '.join(_label(c.backend, c.path) for c in rows)}: worst "
+                         f"{worst.error:.1e} at {worst.where}")
+        one_step = {c.quantity for c in self.failures if c.steps == 1}
+        if gates and len(groups) < len(self.failures):
+            lines.append("  (the other failures, of h_0 and of the longer problem, follow "
+                         "from these: fix them first)")
+        elif self.failures and not one_step:
+            lines.append("  every one-step check passes: what fails depends on the step "
+                         "(saved[t], h_seq[t] indexed by t) or on the gradient carried in "
+                         "(dc_carry on entry)")
+        elif one_step and one_step <= {"dh_carry", "dc_carry"}:
+            lines.append("  every gate's dgx and dgh pass: the carries the unit leaves "
+                         "(dh_carry, dc_carry) are wrong")
+        return lines
+
+    def __str__(self):
+        head = (f"check_cell({self.cell.name!r}): backward against central differences of "
+                f"its forward, float64, eps {self.eps:g}; error = max|analytic - numeric| / "
+                f"max|.| per block, tolerance {self.tolerance:g}")
+        rows = [("path", "steps", "gradient", "gate", "error", "worst at", "")]
+        rows += [(_label(c.backend, c.path), str(c.steps), c.quantity,
+                  "" if c.gate is None else str(c.gate), f"{c.error:.1e}", c.where,
+                  "ok" if c.ok else "WRONG") for c in self.checks]
+        widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
+        table = ["  " + "  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip()
+                 for r in rows]
+        skipped = [f"  skipped {_label(n, p)}: {why}" for n, p, why in self.skipped]
+        if self.ok:
+            verdict = [f"OK: {len(self.checks)} checks on "
+                       f"{len({(c.backend, c.path) for c in self.checks})} paths"]
+        elif not self.checks:
+            verdict = ["FAILED: no path could run the cell"]
+        else:
+            gates = self.wrong_gates()
+            verdict = [f"FAILED: {len(self.failures)} of {len(self.checks)} checks"
+                       + (f"; wrong gate(s): {', '.join(map(repr, gates))}" if gates else "")
+                       ] + self.diagnosis()
+        return "\n".join([head] + table + skipped + verdict)
+
+    __repr__ = __str__
+
+
+def _cell_problem(cell, steps, batch, hidden, rng):
+    """A one-layer float64 layer of ``cell`` whose input is its pre-activations
+    (input_size G·H, W_ih = I: dL/dx is dgx itself), its states, the loss's upstream
+    weights, and the leaves to perturb: name -> (tensor, gate width or None)."""
+    from .nn import RecurrentLayer
+    from .tensor import tensor
+    gates = cell.num_gates
+    layer = RecurrentLayer(cell, gates * hidden, hidden, dtype="float64")
+    kinds = {p.field: p.kind + "_l0" for p in cell.parameters}
+    named = dict(layer.named_parameters())
+    w_ih = named[kinds["w_ih"]]
+    w_ih._array[...] = backend.to_device(np.eye(gates * hidden), w_ih._array.dtype)
+    x = tensor(rng.standard_normal((steps, batch, gates * hidden)), dtype="float64",
+               requires_grad=True)
+    states = [tensor(0.8 * rng.standard_normal((1, batch, hidden)), dtype="float64",
+                     requires_grad=True) for _ in range(cell.num_states)]
+    upstream = [tensor(rng.standard_normal((steps, batch, hidden)), dtype="float64")] + [
+        tensor(rng.standard_normal((1, batch, hidden)), dtype="float64") for _ in states]
+    leaves = {"dgx": x}
+    for field, quantity in (("b_hh", "dgh/b_hh"), ("w_hh", "dgh/w_hh")):
+        if field in kinds and kinds[field] in named:
+            leaves[quantity] = named[kinds[field]]
+    leaves.update(zip(("dh_carry", "dc_carry"), states))
+    own = {"w_ih", "b_ih", "w_hh", "b_hh"}
+    for p in cell.parameters:  # parameters of the cell's own (gamma, ...), whole
+        if p.field not in own and p.kind + "_l0" in named:
+            leaves[p.kind] = named[p.kind + "_l0"]
+
+    def loss():
+        hx = tuple(states) if len(states) > 1 else states[0]
+        output, finals = layer(x, hx)
+        finals = finals if isinstance(finals, tuple) else (finals,)
+        total = (output * upstream[0]).sum()
+        for final, weight in zip(finals, upstream[1:]):
+            total = total + (final * weight).sum()
+        return total
+
+    return layer, leaves, loss
+
+
+def _numeric(loss, leaf, eps):
+    from .autograd import no_grad
+    data = leaf._array
+    numeric = np.zeros(data.shape)
+    with no_grad():
+        for index in np.ndindex(data.shape):
+            original = data[index].item()
+            data[index] = original + eps
+            plus = loss().item()
+            data[index] = original - eps
+            minus = loss().item()
+            data[index] = original
+            numeric[index] = (plus - minus) / (2 * eps)
+    return numeric
+
+
+def _blocks(quantity, analytic, numeric, gates, hidden, names):
+    """(quantity, gate, analytic block, numeric block, describe(index)) per gate for the
+    pre-activations' gradients, one whole block for the states and own parameters."""
+    if quantity == "dgx":  # (T, B, G·H): the gate's columns
+        for g in range(gates):
+            cols = slice(g * hidden, (g + 1) * hidden)
+            yield ("dgx", names[g], analytic[..., cols], numeric[..., cols],
+                   lambda i: f"t={i[0]} b={i[1]} j={i[2]}")
+    elif quantity.startswith("dgh/"):  # b_hh (G·H,) or W_hh (G·H, H): the gate's rows
+        for g in range(gates):
+            rows = slice(g * hidden, (g + 1) * hidden)
+            yield (quantity, names[g], analytic[rows], numeric[rows],
+                   (lambda i, q=quantity: f"{q[4:]}[{', '.join(map(str, i))}]"))
+    else:  # states (1, B, H), or a parameter of the cell's own
+        yield quantity, None, analytic, numeric, lambda i: f"[{', '.join(map(str, i))}]"
+
+
+def check_cell(cell, dtype="float64", paths=None, gates=None, steps=3, batch=2, hidden=2,
+               eps=1e-6, tolerance=GRADCHECK_MAX_RELATIVE_ERROR, seed=0, raises=True):
+    """Checks ``cell``'s hand-derived backward against central finite differences of its
+    own forward, in float64, through the real kernels: on every path of ``paths``
+    (default: every one this process runs: the simulator's, or a GPU's, plain, fused and
+    persistent paths, the CPU's plain path and its region), for a one-layer layer whose
+    input is the pre-activations themselves (input_size G·H, W_ih = I, so dL/dx is
+    dgx), random states and a random linear loss of the output and final states.
+
+    Two problems per path: one step, where no carried gradient enters the unit (a
+    failure there is that gate's derivative, or the carries it leaves), and ``steps``
+    steps. Compared per gate block: dgx (against differences in each pre-activation),
+    dgh (in b_hh and W_hh's rows of the gate), then h_0 (dh_carry + dgh·W_hh), c_0
+    (dc_carry) and any parameter of the cell's own, whole. ``gates``: the gates' names
+    for the report (default 0, 1, ...). Returns a ``CellReport``; where a check fails
+    and ``raises``, raises AssertionError with the report, which names the gates. A cell
+    not registered under its name is registered (``register``'s checks) while it runs."""
+    from .kernels import cells
+    cell = cells.lookup(cell)
+    if np.dtype(dtype) != np.float64:
+        raise ValueError(f"dtype: finite differences through the kernels need float64, "
+                         f"got {dtype!r}")
+    names = tuple(gates) if gates is not None else tuple(range(cell.num_gates))
+    if len(names) != cell.num_gates:
+        raise ValueError(f"gates: expected {cell.num_gates} names (num_gates), got {names!r}")
+    report = CellReport(cell, tolerance, eps)
+    known = cells.CELLS.get(cell.name)
+    if known != cell:  # the kernels find a cell by name: registered while it runs
+        cells.register(cell, replace=True)
+    try:
+        _check_paths(report, cell, paths, names, steps, batch, hidden, eps, tolerance, seed)
+    finally:
+        if known is None:
+            cells.unregister(cell.name)
+        elif known != cell:
+            cells.CELLS[cell.name] = known
+    if raises and not report.ok:
+        raise AssertionError(str(report))
+    return report
+
+
+def _check_paths(report, cell, paths, names, steps, batch, hidden, eps, tolerance, seed):
+    from . import recurrent
+    from .random import manual_seed
+    for name, path in _paths_here(paths):
+        if name not in backend.available_backends():
+            report.skipped.append((name, path, "no such backend here"))
+            continue
+        with backend.use_backend(name), recurrent.force_path(path):
+            for problem_steps in (1, steps):
+                manual_seed(seed)
+                rng = np.random.default_rng(seed)
+                layer, leaves, loss = _cell_problem(cell, problem_steps, batch, hidden, rng)
+                try:
+                    loss().backward()
+                except ValueError as exc:  # a path that cannot run this problem
+                    report.skipped.append((name, path, str(exc).splitlines()[0]))
+                    break
+                if layer.last_paths != [[path]]:
+                    report.skipped.append((name, path, f"ran {layer.last_paths}"))
+                    break
+                found = {}  # (quantity, gate) -> the worst of its blocks (dgh: b_hh, W_hh)
+                for quantity, leaf in leaves.items():
+                    analytic = (np.zeros(leaf.shape) if leaf.grad is None
+                                else to_numpy(leaf.grad).astype(np.float64))
+                    numeric = _numeric(loss, leaf, eps)
+                    for q, gate, a, n, where in _blocks(quantity, analytic, numeric,
+                                                        cell.num_gates, hidden, names):
+                        error = relative_error(a, n)
+                        worst = np.unravel_index(np.argmax(np.abs(a - n)), a.shape)
+                        check = CellCheck(name, path, problem_steps, q.split("/")[0], gate,
+                                          error, where(tuple(map(int, worst))),
+                                          error < tolerance)
+                        key = (check.quantity, gate)
+                        if key not in found or error > found[key].error:
+                            found[key] = check
+                report.checks += found.values()

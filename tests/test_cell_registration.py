@@ -26,44 +26,18 @@ import pytest
 
 import numba_rnn as nr
 from numba_rnn import backend, recurrent, reference
-from numba_rnn.kernels import cells, targets
-from numba_rnn.kernels.common import activations
+from numba_rnn.cells import mgu
+from numba_rnn.kernels import cells
 from numba_rnn.testing import reference_results
 from oracles import assert_matches, directional_check, finite_difference_check
 
 NAME = "test_toy_mgu"
 
 
-# ---------------------------------------------------------------- the cell's units
-@functools.lru_cache(maxsize=None)
-def units(dtype, target):
-    one, sigmoid, tanh = activations(dtype, target)
-
-    @targets.device(target)
-    def toy_forward_unit(t, b, j, hidden, xg, rec, b_hh, h_seq, c_seq, saved):
-        f = sigmoid(xg[0] + rec[0] + b_hh[j])
-        gh_n = rec[1] + b_hh[hidden + j]
-        n = tanh(xg[1] + f * gh_n)
-        h_seq[t + 1, b, j] = (one - f) * h_seq[t, b, j] + f * n
-        saved[t, b, j] = f
-        saved[t, b, hidden + j] = n
-        saved[t, b, 2 * hidden + j] = gh_n
-
-    @targets.device(target)
-    def toy_backward_unit(t, b, j, hidden, dh, h_seq, c_seq, saved, dh_carry, dc_carry,
-                          dgx, dgh):
-        f = saved[t, b, j]
-        n = saved[t, b, hidden + j]
-        gh_n = saved[t, b, 2 * hidden + j]
-        da_n = dh * f * (one - n * n)
-        da_f = (dh * (n - h_seq[t, b, j]) + da_n * gh_n) * f * (one - f)
-        dgx[t, b, j] = da_f
-        dgx[t, b, hidden + j] = da_n
-        dgh[t, b, j] = da_f
-        dgh[t, b, hidden + j] = da_n * f
-        dh_carry[b, j] = dh * (one - f)
-
-    return toy_forward_unit, toy_backward_unit
+# The cell's units: the minimal gated unit's of the package (numba_rnn/cells/mgu.py,
+# written with the public API only, its equations those above); this file defines,
+# registers and checks its own Cell of them, with its own NumPy oracle.
+units = mgu.units
 
 
 # -------------------------------------------------- the same equations in NumPy
@@ -119,8 +93,10 @@ def registered(launch_record):
     where a test file's cell does not exist."""
     cell = cells.register(TOY)
     yield cell
-    cells.unregister(NAME)
-    for recipe in [r for r in launch_record.signatures if ("cell", NAME) in (r.args or ())]:
+    for name in (NAME, mgu.CELL.name):  # mgu registered itself when imported
+        cells.unregister(name)
+    for recipe in [r for r in launch_record.signatures
+                   if any(("cell", n) in (r.args or ()) for n in (NAME, mgu.CELL.name))]:
         del launch_record.signatures[recipe]
 
 
