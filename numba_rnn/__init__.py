@@ -6,6 +6,9 @@ import numbers as _numbers
 
 import numpy as _np
 
+# the backend first: it switches Numba's CUDA simulator on (where asked, or where there is
+# no GPU) before anything imports numba
+from . import backend  # noqa: I001
 from . import autograd, cells, cuda, nn, optim, serialization, testing, utils
 from .backend import available_backends, backend_name, set_backend, use_backend
 from .checkpoint import load, save

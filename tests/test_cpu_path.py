@@ -215,4 +215,4 @@ def test_backend_switching_is_checked_and_per_thread():
     thread.start()
     thread.join()
     assert nr.backend_name() == "cpu"
-    assert seen == [backend._default]  # the fixture's switch is this thread's only
+    assert seen == [backend.select._default]  # the fixture's switch is this thread's only

@@ -120,15 +120,15 @@ def test_a_gpu_without_cupy_is_named_once_with_the_wheel_to_install():
 def test_the_wheel_named_follows_the_driver(monkeypatch):
     from numba_rnn import backend
 
-    monkeypatch.setattr(backend, "_nvidia_gpus", lambda: ["0000:3b:00.0"])
-    monkeypatch.setattr(backend, "_driver_cuda_major", lambda: 13)
-    monkeypatch.setattr(backend, "_installed_cupy", lambda: ["cupy-cuda12x 13.6.0"])
+    monkeypatch.setattr(backend.select, "_nvidia_gpus", lambda: ["0000:3b:00.0"])
+    monkeypatch.setattr(backend.select, "_driver_cuda_major", lambda: 13)
+    monkeypatch.setattr(backend.select, "_installed_cupy", lambda: ["cupy-cuda12x 13.6.0"])
     message = backend.gpu_unused_message("CuPy finds no CUDA driver or device (...)")
     assert "pip install cupy-cuda13x" in message and "the driver's CUDA is 13" in message
     assert "installed: cupy-cuda12x 13.6.0" in message
-    monkeypatch.setattr(backend, "_driver_cuda_major", lambda: None)
+    monkeypatch.setattr(backend.select, "_driver_cuda_major", lambda: None)
     assert "cupy-cuda12x or cupy-cuda13x" in backend.gpu_unused_message("CuPy is not importable")
-    monkeypatch.setattr(backend, "_nvidia_gpus", lambda: [])
+    monkeypatch.setattr(backend.select, "_nvidia_gpus", lambda: [])
     assert backend.gpu_unused_message("CuPy is not importable") is None
 
 
@@ -178,7 +178,7 @@ def test_concurrent_streams_are_joined_even_when_the_block_raises():
     fake = SimpleNamespace(cuda=SimpleNamespace(
         Stream=lambda non_blocking: _FakeStream(log, f"side{next(count)}"),
         get_current_stream=lambda: main))
-    concurrently = backend._streams_of(fake)
+    concurrently = backend.gpu._streams_of(fake)
     with pytest.raises(KeyError):
         with concurrently(2) as streams:
             assert [s.name for s in streams] == ["side0", "side1"]
@@ -193,7 +193,7 @@ def test_concurrent_streams_are_joined_even_when_the_block_raises():
 def _performance_warning_classes():
     """numba-cuda's NumbaPerformanceWarning and numba's, where each exists."""
     from numba_rnn import backend
-    return list(backend._performance_warnings())
+    return list(backend.base._performance_warnings())
 
 
 def test_the_warning_numba_cuda_raises_is_its_own_class():
@@ -233,7 +233,7 @@ def test_low_occupancy_warnings_stay_inside(which):
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        backend._configure(Kernel(), 1, 32, 0, 0)
+        backend.base.configure(Kernel(), 1, 32, 0, 0)
         layer = nr.GRU(2, 3)
         layer(np.ones((2, 1, 2), "float32"))[0].sum().backward()
 

@@ -48,7 +48,7 @@ LIMITS = {
 }
 REGISTER_UNIT = 256
 
-#: Threads per block of every launch on a GPU (backend._THREADS and
+#: Threads per block of every launch on a GPU (the backend's threads and
 #: steps.BLOCK_THREADS there).
 GPU_THREADS = 256
 

@@ -21,10 +21,10 @@ the shared math differs: ``lane()`` gives (thread, threads) of the row, ``barrie
 waits for them, ``row_sum(buf, a, b)`` gives the sums of a and b over them. On the CPU a
 row has one thread: (0, 1), nothing to wait for, the values themselves.
 
-CPU kernels carry ``on_cpu``: ``backend.launch``/``launch_grid`` call them with the
-number of items or rows instead of a launch configuration. CPU and CUDA kernels
-alike are compiled through the disk cache (``kernels/cache.py``), so that a second
-process loads them. Which target a call site
+CPU kernels (``CpuKernel``) are marked as such, a ``backend.HostKernel`` each:
+``backend.launch``/``launch_grid`` call them with the number of items or rows instead of
+a launch configuration. CPU and CUDA kernels alike are compiled through the disk cache
+(``kernels/cache.py``), so that a second process loads them. Which target a call site
 builds for is ``current()``: the CPU on the "cpu" backend, CUDA otherwise.
 """
 import functools
@@ -104,15 +104,13 @@ PARALLEL_MIN_ITEMS = 1 << 16
 PARALLEL_MIN_ROWS = 1024
 
 
-class CpuKernel:
+class CpuKernel(backend.HostKernel):
     """A CPU kernel: ``kernel(n, *args)`` runs its ``n`` items or rows, spread over
     Numba's threads from ``min_parallel`` of them (PARALLEL_MIN_ITEMS or _ROWS, read at
     each call), else on the calling thread (the same
-    loop compiled without ``parallel``: ``serial``, or made on first use). ``on_cpu``
-    tells the launch functions (backend.launch) to call it rather than configure a
-    launch."""
-
-    on_cpu = True
+    loop compiled without ``parallel``: ``serial``, or made on first use). Being a
+    ``backend.HostKernel`` tells the launch functions (backend.launch) to call it rather
+    than configure a launch."""
 
     def __init__(self, function, name, rows=False, serial=None):
         self.function = function  # the parallel (prange) compilation
