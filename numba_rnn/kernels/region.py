@@ -527,16 +527,20 @@ def products_of(dtype):
 
     @cache.cpu_jit(**_OPTIONS)
     def products(active, t, source, weights, out):
+        # columns outer, rows inner: a strip of the weights (K × one tile's columns)
+        # stays in the core's cache while every row tile uses it, instead of the whole
+        # matrix streaming from memory once per row tile (each output's sum is the same)
         total = out.shape[1]
         whole = active - active % ROWS
-        for b0 in range(0, whole, ROWS):
-            r0 = 0
-            while r0 + tile <= total:
+        r0 = 0
+        while r0 + tile <= total:
+            for b0 in range(0, whole, ROWS):
                 block(source, t, b0, weights, r0, out)
-                r0 += tile
-            while r0 < total:
+            r0 += tile
+        while r0 < total:
+            for b0 in range(0, whole, ROWS):
                 block_column(source, t, b0, weights, r0, out)
-                r0 += lanes
+            r0 += lanes
         for b0 in range(whole, active):
             r0 = 0
             while r0 + row_tile <= total:
